@@ -1,0 +1,47 @@
+// Shared vocabulary of the core: size names, shapes and error helpers.
+//
+// Size legend, used in every shape comment of the core:
+//   N    samples in a batch (rows)
+//   IN   features entering a layer
+//   OUT  features leaving a layer
+//   C    classes / outputs of the network's last layer
+//   P    parameters of a network (length of the flat buffers)
+//   M, K GEMM sizes: C(M, N) = A(M, K) . B(K, N)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bpx {
+
+// Per-sample shape of a layer's input or output. Dense layers use {features};
+// N-d layers (convolution, pooling) will use e.g. {channels, height, width}.
+using Shape = std::vector<std::size_t>;
+
+inline std::size_t shape_size(const Shape& s) {
+  std::size_t n = 1;
+  for (std::size_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s);
+
+// Errors the user can fix cross into Python as ValueError (pybind11 maps
+// std::invalid_argument); exhausted memory as MemoryError (std::bad_alloc).
+inline void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+// Training produced NaN or infinity; crosses into Python as FloatingPointError.
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A product of sizes that would overflow size_t is a MemoryError, not a crash.
+std::size_t checked_mul(std::size_t a, std::size_t b);
+
+}  // namespace bpx
