@@ -11,8 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpx {
@@ -43,5 +45,23 @@ class NonFiniteError : public std::runtime_error {
 
 // A product of sizes that would overflow size_t is a MemoryError, not a crash.
 std::size_t checked_mul(std::size_t a, std::size_t b);
+
+}  // namespace bpx
+
+namespace bpx {
+
+// An allocation that cannot succeed, refused before any memory is touched.
+// Crosses into Python as MemoryError with this message.
+class AllocationError : public std::bad_alloc {
+ public:
+  explicit AllocationError(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// Throws AllocationError when `bytes` exceed the machine's physical memory.
+void check_allocation(std::size_t bytes, const std::string& what);
 
 }  // namespace bpx

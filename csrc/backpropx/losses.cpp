@@ -1,0 +1,162 @@
+#include "backpropx/losses.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backpropx/common.hpp"
+
+namespace bpx {
+
+const char* loss_name(Loss l) {
+  switch (l) {
+#define BPX_NAME_CASE(name) \
+  case Loss::name:          \
+    return #name;
+    BPX_LOSSES(BPX_NAME_CASE)
+#undef BPX_NAME_CASE
+  }
+  return "unknown";
+}
+
+std::vector<std::string> loss_names() {
+  return {
+#define BPX_NAME_ENTRY(name) #name,
+      BPX_LOSSES(BPX_NAME_ENTRY)
+#undef BPX_NAME_ENTRY
+  };
+}
+
+Loss loss_from_name(const std::string& name) {
+#define BPX_FROM_NAME(n) \
+  if (name == #n) return Loss::n;
+  BPX_LOSSES(BPX_FROM_NAME)
+#undef BPX_FROM_NAME
+  std::string choices;
+  for (const auto& n : loss_names()) choices += (choices.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown loss '" + name + "'; expected one of: " + choices);
+}
+
+bool loss_has_accuracy(Loss loss) { return loss != Loss::mse; }
+
+namespace {
+
+template <class T>
+double mse(const T* x, const T* t, std::size_t N, std::size_t C, T* dx) {
+  const std::size_t count = N * C;
+  const T scale = T(2) / static_cast<T>(count);
+  double sum = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const T d = x[i] - t[i];
+    sum += static_cast<double>(d) * static_cast<double>(d);
+    if (dx) dx[i] = scale * d;
+  }
+  return sum / static_cast<double>(count);
+}
+
+template <class T>
+double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T* dz) {
+  const T inv_n = T(1) / static_cast<T>(N);
+  double sum = 0;
+  for (std::size_t r = 0; r < N; ++r) {
+    const T* zr = z + r * C;
+    const T m = *std::max_element(zr, zr + C);
+    T s = 0;
+    for (std::size_t j = 0; j < C; ++j) s += std::exp(zr[j] - m);
+    const T lse = m + std::log(s);  // log-sum-exp, never overflows
+    if (tg.labels) {
+      sum += static_cast<double>(lse - zr[tg.labels[r]]);
+    } else {
+      const T* tr = tg.values + r * C;
+      for (std::size_t j = 0; j < C; ++j)
+        if (tr[j] != T(0)) sum += static_cast<double>(tr[j]) * static_cast<double>(lse - zr[j]);
+    }
+    if (dz) {
+      T* dr = dz + r * C;
+      for (std::size_t j = 0; j < C; ++j) {
+        const T p = std::exp(zr[j] - lse);
+        const T t = tg.labels ? (static_cast<std::size_t>(tg.labels[r]) == j ? T(1) : T(0))
+                              : tg.values[r * C + j];
+        dr[j] = (p - t) * inv_n;
+      }
+    }
+  }
+  return sum / static_cast<double>(N);
+}
+
+template <class T>
+double binary_cross_entropy(const T* p, const T* t, std::size_t N, std::size_t C, T* dp) {
+  const std::size_t count = N * C;
+  const T inv = T(1) / static_cast<T>(count);
+  double sum = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const T log_p = std::max(std::log(p[i]), T(-100));
+    const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
+    sum -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
+    if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12)) * inv;
+  }
+  return sum / static_cast<double>(count);
+}
+
+template <class T>
+std::size_t argmax(const T* row, std::size_t C) {
+  return static_cast<std::size_t>(std::max_element(row, row + C) - row);
+}
+
+}  // namespace
+
+template <class T>
+double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size_t N,
+                             std::size_t C, T* dinput) {
+  if (N == 0) return 0.0;
+  switch (loss) {
+    case Loss::mse:
+      return mse(input, tg.values, N, C, dinput);
+    case Loss::cross_entropy:
+      if (tg.labels)
+        for (std::size_t r = 0; r < N; ++r)
+          require(tg.labels[r] >= 0 && static_cast<std::size_t>(tg.labels[r]) < C,
+                  "label " + std::to_string(tg.labels[r]) + " at row " + std::to_string(r) +
+                      " is outside [0, " + std::to_string(C) + ")");
+      return cross_entropy(input, tg, N, C, dinput);
+    case Loss::binary_cross_entropy:
+      return binary_cross_entropy(input, tg.values, N, C, dinput);
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+template <class T>
+double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, std::size_t C) {
+  double correct = 0;
+  switch (loss) {
+    case Loss::mse:
+      return std::numeric_limits<double>::quiet_NaN();
+    case Loss::cross_entropy:
+      for (std::size_t r = 0; r < N; ++r) {
+        const std::size_t want = tg.labels ? static_cast<std::size_t>(tg.labels[r])
+                                           : argmax(tg.values + r * C, C);
+        correct += argmax(input + r * C, C) == want ? 1.0 : 0.0;
+      }
+      return correct;
+    case Loss::binary_cross_entropy:
+      for (std::size_t r = 0; r < N; ++r) {
+        std::size_t hits = 0;
+        for (std::size_t j = 0; j < C; ++j)
+          hits += (input[r * C + j] > T(0.5)) == (tg.values[r * C + j] > T(0.5));
+        correct += static_cast<double>(hits) / static_cast<double>(C);
+      }
+      return correct;
+  }
+  return correct;
+}
+
+template double loss_forward_backward<float>(Loss, const float*, Targets<float>, std::size_t,
+                                             std::size_t, float*);
+template double loss_forward_backward<double>(Loss, const double*, Targets<double>, std::size_t,
+                                              std::size_t, double*);
+template double count_correct<float>(Loss, const float*, Targets<float>, std::size_t,
+                                     std::size_t);
+template double count_correct<double>(Loss, const double*, Targets<double>, std::size_t,
+                                      std::size_t);
+
+}  // namespace bpx

@@ -1,0 +1,331 @@
+#include "backpropx/optimizers.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "backpropx/parallel.hpp"
+
+namespace bpx {
+
+template <class T>
+void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& segments) {
+  std::size_t total = 0;
+  for (const Segment& s : segments) total += s.size;
+  if (!state_ready_ || (!state_.empty() && state_[0].size() != total)) {
+    const std::size_t buffers = state_names().size();
+    require(buffers <= kMaxStateBuffers, "optimizer " + name() + " keeps too many state buffers");
+    state_.assign(buffers, {});
+    for (std::size_t i = 0; i < buffers; ++i) state_[i].assign(total, initial_state(i));
+    state_ready_ = true;
+    t_ = 0;
+  }
+  ++t_;
+  std::size_t state_offset = 0;
+  for (const Segment& seg : segments) {
+    // Element-wise, so any split over threads gives the same bits.
+    parallel_rows(seg.size, 1 << 15, [&](std::size_t b, std::size_t e) {
+      T* local[kMaxStateBuffers] = {};
+      for (std::size_t i = 0; i < state_.size(); ++i) local[i] = state_[i].data() + state_offset + b;
+      update(params + seg.offset + b, grads + seg.offset + b, local, e - b);
+    });
+    state_offset += seg.size;
+  }
+}
+
+namespace {
+
+double get(const OptimizerConfig& c, const std::string& key, double fallback) {
+  auto it = c.values.find(key);
+  return it == c.values.end() ? fallback : it->second;
+}
+
+void check(bool ok, const std::string& what, double value) {
+  // Same wording as torch.optim: "Invalid learning rate: -1"
+  if (!ok) {
+    std::string v = std::to_string(value);
+    v.erase(v.find_last_not_of('0') + 1);
+    if (!v.empty() && v.back() == '.') v.pop_back();
+    throw std::invalid_argument("Invalid " + what + ": " + v);
+  }
+}
+
+// torch.lerp's formula, so exponential averages round as torch's do.
+template <class T>
+T lerp(T start, T end, T weight) {
+  return weight < T(0.5) ? start + weight * (end - start) : end - (end - start) * (T(1) - weight);
+}
+
+// SGD with momentum (Sutskever et al. 2013), torch.optim.SGD's rule:
+//   g = grad + wd p;  b = g (first step) or mu b + (1 - dampening) g
+//   g = g + mu b (nesterov) or b;  p -= lr g
+template <class T>
+class Sgd final : public Optimizer<T> {
+ public:
+  explicit Sgd(const OptimizerConfig& c)
+      : Optimizer<T>(get(c, "lr", 1e-3)),
+        momentum_(get(c, "momentum", 0)),
+        dampening_(get(c, "dampening", 0)),
+        wd_(get(c, "weight_decay", 0)),
+        nesterov_(get(c, "nesterov", 0) != 0) {
+    check(this->lr > 0, "learning rate", this->lr);
+    check(momentum_ >= 0, "momentum value", momentum_);
+    check(wd_ >= 0, "weight_decay value", wd_);
+    if (nesterov_ && (momentum_ <= 0 || dampening_ != 0))
+      throw std::invalid_argument("Nesterov momentum requires a momentum and zero dampening");
+  }
+  std::string name() const override { return "sgd"; }
+  std::vector<std::string> state_names() const override {
+    return momentum_ != 0 ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{};
+  }
+
+ protected:
+  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const T rate = T(this->lr), mu = T(momentum_), damp = T(1 - dampening_), wd = T(wd_);
+    const bool first = this->t_ == 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      T d = wd_ != 0 ? g[i] + wd * p[i] : g[i];
+      if (momentum_ != 0) {
+        T& buf = s[0][i];
+        buf = first ? d : buf * mu + damp * d;
+        d = nesterov_ ? d + mu * buf : buf;
+      }
+      p[i] += -rate * d;
+    }
+  }
+
+ private:
+  double momentum_, dampening_, wd_;
+  bool nesterov_;
+};
+
+// Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019), torch's rule:
+//   AdamW: p *= 1 - lr wd;  Adam: g = grad + wd p
+//   m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2;  (amsgrad: vmax = max(vmax, v))
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+template <class T>
+class AdamBase : public Optimizer<T> {
+ public:
+  AdamBase(const OptimizerConfig& c, double default_wd, bool decoupled)
+      : Optimizer<T>(get(c, "lr", 1e-3)),
+        beta1_(get(c, "beta1", 0.9)),
+        beta2_(get(c, "beta2", 0.999)),
+        eps_(get(c, "eps", 1e-8)),
+        wd_(get(c, "weight_decay", default_wd)),
+        amsgrad_(get(c, "amsgrad", 0) != 0),
+        decoupled_(decoupled) {
+    check(this->lr > 0, "learning rate", this->lr);
+    check(eps_ >= 0, "epsilon value", eps_);
+    check(beta1_ >= 0 && beta1_ < 1, "beta parameter at index 0", beta1_);
+    check(beta2_ >= 0 && beta2_ < 1, "beta parameter at index 1", beta2_);
+    check(wd_ >= 0, "weight_decay value", wd_);
+  }
+  std::vector<std::string> state_names() const override {
+    if (amsgrad_) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+    return {"exp_avg", "exp_avg_sq"};
+  }
+
+ protected:
+  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const double t = static_cast<double>(this->t_);
+    const T step_size = T(this->lr / (1 - std::pow(beta1_, t)));
+    const T bc2_sqrt = T(std::sqrt(1 - std::pow(beta2_, t)));
+    const T w1 = T(1 - beta1_), b2 = T(beta2_), w2 = T(1 - beta2_), eps = T(eps_);
+    const T wd = T(wd_), decay = T(1 - this->lr * wd_);
+    T* m = s[0];
+    T* v = s[1];
+    for (std::size_t i = 0; i < n; ++i) {
+      T grad = g[i];
+      if (wd_ != 0) {
+        if (decoupled_) p[i] *= decay;
+        else grad += wd * p[i];
+      }
+      m[i] = lerp(m[i], grad, w1);
+      v[i] = v[i] * b2 + w2 * grad * grad;
+      T second = v[i];
+      if (amsgrad_) second = s[2][i] = std::max(s[2][i], v[i]);
+      const T denom = std::sqrt(second) / bc2_sqrt + eps;
+      p[i] += -step_size * (m[i] / denom);
+    }
+  }
+
+ private:
+  double beta1_, beta2_, eps_, wd_;
+  bool amsgrad_, decoupled_;
+};
+
+template <class T>
+struct Adam final : AdamBase<T> {
+  explicit Adam(const OptimizerConfig& c) : AdamBase<T>(c, 0.0, false) {}
+  std::string name() const override { return "adam"; }
+};
+
+template <class T>
+struct AdamW final : AdamBase<T> {
+  explicit AdamW(const OptimizerConfig& c) : AdamBase<T>(c, 1e-2, true) {}
+  std::string name() const override { return "adamw"; }
+};
+
+// RMSprop (Hinton, lecture 6e), torch's rule:
+//   g = grad + wd p;  sq = alpha sq + (1 - alpha) g^2
+//   avg = sqrt(sq - ga^2) + eps with ga = lerp(ga, g, 1 - alpha) (centered), else sqrt(sq) + eps
+//   momentum: b = mu b + g / avg, p -= lr b;  else p -= lr g / avg
+template <class T>
+class RmsProp final : public Optimizer<T> {
+ public:
+  explicit RmsProp(const OptimizerConfig& c)
+      : Optimizer<T>(get(c, "lr", 1e-2)),
+        alpha_(get(c, "alpha", 0.99)),
+        eps_(get(c, "eps", 1e-8)),
+        wd_(get(c, "weight_decay", 0)),
+        momentum_(get(c, "momentum", 0)),
+        centered_(get(c, "centered", 0) != 0) {
+    check(this->lr > 0, "learning rate", this->lr);
+    check(eps_ >= 0, "epsilon value", eps_);
+    check(momentum_ >= 0, "momentum value", momentum_);
+    check(wd_ >= 0, "weight_decay value", wd_);
+    check(alpha_ >= 0, "alpha value", alpha_);
+  }
+  std::string name() const override { return "rmsprop"; }
+  std::vector<std::string> state_names() const override {
+    std::vector<std::string> names{"square_avg"};
+    if (momentum_ > 0) names.push_back("momentum_buffer");
+    if (centered_) names.push_back("grad_avg");
+    return names;
+  }
+
+ protected:
+  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const T rate = T(this->lr), a = T(alpha_), w = T(1 - alpha_), eps = T(eps_), wd = T(wd_),
+            mu = T(momentum_);
+    T* sq = s[0];
+    T* buf = momentum_ > 0 ? s[1] : nullptr;
+    T* ga = centered_ ? s[momentum_ > 0 ? 2 : 1] : nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      const T grad = wd_ != 0 ? g[i] + wd * p[i] : g[i];
+      sq[i] = sq[i] * a + w * grad * grad;
+      T avg;
+      if (centered_) {
+        ga[i] = lerp(ga[i], grad, w);
+        avg = std::sqrt(sq[i] + -T(1) * ga[i] * ga[i]) + eps;
+      } else {
+        avg = std::sqrt(sq[i]) + eps;
+      }
+      if (buf) {
+        buf[i] = buf[i] * mu + grad / avg;
+        p[i] += -rate * buf[i];
+      } else {
+        p[i] += -rate * (grad / avg);
+      }
+    }
+  }
+
+ private:
+  double alpha_, eps_, wd_, momentum_;
+  bool centered_;
+};
+
+// Adagrad (Duchi et al. 2011), torch's rule:
+//   g = grad + wd p;  clr = lr / (1 + (t - 1) lr_decay);  sum += g^2
+//   p -= clr g / (sqrt(sum) + eps)
+template <class T>
+class Adagrad final : public Optimizer<T> {
+ public:
+  explicit Adagrad(const OptimizerConfig& c)
+      : Optimizer<T>(get(c, "lr", 1e-2)),
+        lr_decay_(get(c, "lr_decay", 0)),
+        wd_(get(c, "weight_decay", 0)),
+        initial_(get(c, "initial_accumulator_value", 0)),
+        eps_(get(c, "eps", 1e-10)) {
+    check(this->lr > 0, "learning rate", this->lr);
+    check(lr_decay_ >= 0, "lr_decay value", lr_decay_);
+    check(wd_ >= 0, "weight_decay value", wd_);
+    check(initial_ >= 0, "initial_accumulator_value value", initial_);
+    check(eps_ >= 0, "epsilon value", eps_);
+  }
+  std::string name() const override { return "adagrad"; }
+  std::vector<std::string> state_names() const override { return {"sum"}; }
+
+ protected:
+  T initial_state(std::size_t) const override { return T(initial_); }
+  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const T clr = T(this->lr / (1 + static_cast<double>(this->t_ - 1) * lr_decay_));
+    const T eps = T(eps_), wd = T(wd_);
+    T* sum = s[0];
+    for (std::size_t i = 0; i < n; ++i) {
+      const T grad = wd_ != 0 ? g[i] + wd * p[i] : g[i];
+      sum[i] += grad * grad;
+      p[i] += -clr * (grad / (std::sqrt(sum[i]) + eps));
+    }
+  }
+
+ private:
+  double lr_decay_, wd_, initial_, eps_;
+};
+
+// Rprop (Riedmiller & Braun 1993), torch's rule: per element, the step grows
+// by eta_plus while the gradient keeps its sign, shrinks by eta_minus when it
+// flips (and that step is skipped), within [step_min, step_max].
+template <class T>
+class Rprop final : public Optimizer<T> {
+ public:
+  explicit Rprop(const OptimizerConfig& c)
+      : Optimizer<T>(get(c, "lr", 1e-2)),
+        eta_minus_(get(c, "eta_minus", 0.5)),
+        eta_plus_(get(c, "eta_plus", 1.2)),
+        step_min_(get(c, "step_min", 1e-6)),
+        step_max_(get(c, "step_max", 50)) {
+    check(this->lr > 0, "learning rate", this->lr);
+    if (!(0 < eta_minus_ && eta_minus_ < 1 && 1 < eta_plus_))
+      throw std::invalid_argument("Invalid eta values: " + std::to_string(eta_minus_) + ", " +
+                                  std::to_string(eta_plus_));
+    check(step_min_ >= 0 && step_min_ <= step_max_, "step sizes minimum", step_min_);
+  }
+  std::string name() const override { return "rprop"; }
+  std::vector<std::string> state_names() const override { return {"prev", "step_size"}; }
+
+ protected:
+  T initial_state(std::size_t which) const override { return which == 1 ? T(this->lr) : T(0); }
+  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const T up = T(eta_plus_), down = T(eta_minus_), lo = T(step_min_), hi = T(step_max_);
+    T* prev = s[0];
+    T* step = s[1];
+    for (std::size_t i = 0; i < n; ++i) {
+      const T prod = g[i] * prev[i];
+      const T factor = prod > T(0) ? up : prod < T(0) ? down : T(1);
+      step[i] = std::min(std::max(step[i] * factor, lo), hi);
+      const T grad = prod < T(0) ? T(0) : g[i];
+      const T sign = grad > T(0) ? T(1) : grad < T(0) ? T(-1) : T(0);
+      p[i] += -sign * step[i];
+      prev[i] = grad;
+    }
+  }
+
+ private:
+  double eta_minus_, eta_plus_, step_min_, step_max_;
+};
+
+}  // namespace
+
+std::vector<std::string> optimizer_names() {
+  return {"sgd", "adam", "adamw", "rmsprop", "adagrad", "rprop"};
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerConfig& c) {
+  if (c.name == "sgd") return std::make_unique<Sgd<T>>(c);
+  if (c.name == "adam") return std::make_unique<Adam<T>>(c);
+  if (c.name == "adamw") return std::make_unique<AdamW<T>>(c);
+  if (c.name == "rmsprop") return std::make_unique<RmsProp<T>>(c);
+  if (c.name == "adagrad") return std::make_unique<Adagrad<T>>(c);
+  if (c.name == "rprop") return std::make_unique<Rprop<T>>(c);
+  std::string choices;
+  for (const auto& n : optimizer_names()) choices += (choices.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown optimizer '" + c.name + "'; expected one of: " + choices);
+}
+
+template class Optimizer<float>;
+template class Optimizer<double>;
+template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const OptimizerConfig&);
+template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const OptimizerConfig&);
+
+}  // namespace bpx

@@ -1,0 +1,105 @@
+// AVX-512 GEMM path: 512-bit registers, 12 x 2-register tiles (24 of the 32
+// zmm registers accumulate), masked loads and stores for ragged columns.
+//   float:  MR 12, NR 32;  double: MR 12, NR 16;  KC 256 (B micro-panel ~ L1).
+// Built with -mavx512f -mavx512dq -mavx512vl -mavx512bw -mfma (CMakeLists.txt).
+#include "kernels/gemm_isa.hpp"
+
+#if defined(__AVX512F__) && defined(__FMA__)
+#include <immintrin.h>
+
+#include "kernels/gemm_driver.hpp"
+#include "kernels/gemm_microkernel.hpp"
+
+namespace bpx::kernels {
+namespace {
+
+struct VecF32 {
+  using T = float;
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr std::size_t W = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const T* p) { return _mm512_loadu_ps(p); }
+  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static reg bcast(T x) { return _mm512_set1_ps(x); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static void store(T* p, reg v) { _mm512_storeu_ps(p, v); }
+  static void store(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
+  static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+};
+
+struct VecF64 {
+  using T = double;
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr std::size_t W = 8;
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg load(const T* p) { return _mm512_loadu_pd(p); }
+  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static reg bcast(T x) { return _mm512_set1_pd(x); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  static void store(T* p, reg v) { _mm512_storeu_pd(p, v); }
+  static void store(T* p, reg v, mask m) { _mm512_mask_storeu_pd(p, m, v); }
+  static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+};
+
+template <class V, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
+struct Kern {
+  using T = typename V::T;
+  static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
+  static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
+                  const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m, std::size_t n,
+                  T alpha, T beta) {
+    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, m, n, alpha, beta);
+  }
+};
+
+using KernF32 = Kern<VecF32, 12, 256, 144, 512>;
+using KernF64 = Kern<VecF64, 12, 256, 144, 256>;
+
+template <class T>
+struct KernFor;
+template <>
+struct KernFor<float> {
+  using type = KernF32;
+};
+template <>
+struct KernFor<double> {
+  using type = KernF64;
+};
+
+}  // namespace
+
+template <class T>
+void gemm_avx512(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
+                 const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C,
+                 std::size_t ldc) {
+  gemm_driver<typename KernFor<T>::type>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                                         ldc);
+}
+
+}  // namespace bpx::kernels
+
+#else  // compiled without AVX-512: never selected (isa_supported says no), kept linkable
+#include "kernels/kernels.hpp"
+
+namespace bpx::kernels {
+template <class T>
+void gemm_avx512(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
+                 const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C,
+                 std::size_t ldc) {
+  gemm_generic<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+}  // namespace bpx::kernels
+#endif
+
+namespace bpx::kernels {
+template void gemm_avx512<float>(bool, bool, std::size_t, std::size_t, std::size_t, float,
+                                 const float*, std::size_t, const float*, std::size_t, float,
+                                 float*, std::size_t);
+template void gemm_avx512<double>(bool, bool, std::size_t, std::size_t, std::size_t, double,
+                                  const double*, std::size_t, const double*, std::size_t, double,
+                                  double*, std::size_t);
+}  // namespace bpx::kernels

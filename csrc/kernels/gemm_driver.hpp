@@ -1,0 +1,241 @@
+// The blocking, packing and threading driver shared by every GEMM path
+// (GotoBLAS / BLIS style), templated on a micro-kernel description `Kern`:
+//
+//   struct Kern {
+//     using T = float;                 // element type
+//     static constexpr size_t MR, NR;  // register tile: MR rows x NR columns of C
+//     static constexpr size_t KC;      // depth of one rank-KC update (B micro-panel in L1)
+//     static constexpr size_t MC;      // rows of a compute task (A block in L2)
+//     // C (m, n) = alpha * sum_k a(i, k) b(k, j) + beta * C, m <= MR, n <= NR, k < kc,
+//     // where b(k, j) = b[k * ldb + j] and a(i, k) is
+//     //   packed: a[k * MR + i]          (zero-padded rows beyond m)
+//     //   strided: a[i * rs + k * cs]     (rows beyond m are never read)
+//     // beta == 0 must not read C.
+//     static void run(size_t kc, const T* a, size_t rs, size_t cs, bool packed, const T* b,
+//                     size_t ldb, T* c, size_t ldc, size_t m, size_t n, T alpha, T beta);
+//   };
+//
+// Every element of C sums its products in one fixed order: k ascending inside
+// a KC slice, slices added to C in ascending order. Block sizes never depend
+// on the thread count and tasks only partition C, so results are bit-identical
+// for any number of threads.
+//
+// This header is compiled once per instruction set, with that set's flags,
+// so everything here has internal linkage (anonymous namespace) and uses no
+// std:: templates that the linker could merge across flag sets.
+#pragma once
+
+#include <cstddef>
+
+#include "backpropx/parallel.hpp"
+#include "kernels/gemm_isa.hpp"
+
+namespace bpx::kernels {
+namespace {
+
+using std::size_t;
+
+inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+// Chunks of the operands packed at once: bounds the packing buffers to
+// kMaxMB * kMaxKB + kMaxKB * kMaxNB elements.
+constexpr size_t kMaxMB = 1024;
+constexpr size_t kMaxNB = 2048;
+constexpr size_t kMaxKB = 1024;
+// Below this many multiply-adds a product runs on the calling thread.
+constexpr double kThreadMinFlops = 96.0 * 96.0 * 96.0;
+
+// C (m, n) = beta * C without reading C when beta == 0 (the K == 0 product).
+template <class T>
+void scale_c(size_t m, size_t n, T beta, T* C, size_t ldc) {
+  for (size_t i = 0; i < m; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0)) {
+      for (size_t j = 0; j < n; ++j) c[j] = T(0);
+    } else {
+      for (size_t j = 0; j < n; ++j) c[j] *= beta;
+    }
+  }
+}
+
+// Packs op(A)(i0 : i0 + m, k0 : k0 + kb) as one MR-row panel: dst[k * MR + i].
+template <class Kern, class T>
+void pack_a_panel(bool trans_a, const T* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kb,
+                  T* dst) {
+  constexpr size_t MR = Kern::MR;
+  if (trans_a) {  // op(A)(i, k) = A[k * lda + i]: rows of A are columns of the panel
+    for (size_t k = 0; k < kb; ++k) {
+      const T* src = A + (k0 + k) * lda + i0;
+      T* d = dst + k * MR;
+      if (m == MR) {
+        for (size_t i = 0; i < MR; ++i) d[i] = src[i];
+      } else {
+        for (size_t i = 0; i < MR; ++i) d[i] = i < m ? src[i] : T(0);
+      }
+    }
+    return;
+  }
+  // op(A)(i, k) = A[i * lda + k]: a transpose, done in blocks of 8 k.
+  size_t k = 0;
+  for (; k + 8 <= kb; k += 8) {
+    T* d = dst + k * MR;
+    for (size_t i = 0; i < m; ++i) {
+      const T* src = A + (i0 + i) * lda + k0 + k;
+      for (size_t kk = 0; kk < 8; ++kk) d[kk * MR + i] = src[kk];
+    }
+    for (size_t i = m; i < MR; ++i)
+      for (size_t kk = 0; kk < 8; ++kk) d[kk * MR + i] = T(0);
+  }
+  for (; k < kb; ++k) {
+    T* d = dst + k * MR;
+    for (size_t i = 0; i < MR; ++i) d[i] = i < m ? A[(i0 + i) * lda + k0 + k] : T(0);
+  }
+}
+
+// Packs op(B)(k0 : k0 + kb, j0 : j0 + n) as one NR-column panel: dst[k * NR + j].
+template <class Kern, class T>
+void pack_b_panel(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n, size_t k0, size_t kb,
+                  T* dst) {
+  constexpr size_t NR = Kern::NR;
+  if (!trans_b) {  // op(B)(k, j) = B[k * ldb + j]: a row copy
+    for (size_t k = 0; k < kb; ++k) {
+      const T* src = B + (k0 + k) * ldb + j0;
+      T* d = dst + k * NR;
+      if (n == NR) {
+        for (size_t j = 0; j < NR; ++j) d[j] = src[j];
+      } else {
+        for (size_t j = 0; j < NR; ++j) d[j] = j < n ? src[j] : T(0);
+      }
+    }
+    return;
+  }
+  // op(B)(k, j) = B[j * ldb + k]: a transpose, in blocks of 8 k.
+  size_t k = 0;
+  for (; k + 8 <= kb; k += 8) {
+    T* d = dst + k * NR;
+    for (size_t j = 0; j < n; ++j) {
+      const T* src = B + (j0 + j) * ldb + k0 + k;
+      for (size_t kk = 0; kk < 8; ++kk) d[kk * NR + j] = src[kk];
+    }
+    for (size_t j = n; j < NR; ++j)
+      for (size_t kk = 0; kk < 8; ++kk) d[kk * NR + j] = T(0);
+  }
+  for (; k < kb; ++k) {
+    T* d = dst + k * NR;
+    for (size_t j = 0; j < NR; ++j) d[j] = j < n ? B[(j0 + j) * ldb + k0 + k] : T(0);
+  }
+}
+
+template <class Kern>
+void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typename Kern::T alpha,
+                 const typename Kern::T* A, size_t lda, const typename Kern::T* B, size_t ldb,
+                 typename Kern::T beta, typename Kern::T* C, size_t ldc) {
+  using T = typename Kern::T;
+  constexpr size_t MR = Kern::MR, NR = Kern::NR, KC = Kern::KC;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+
+  // Packing pays when a panel is reused: A across column tiles, B across row
+  // tiles. A transposed B must be packed (the kernel reads rows of op(B));
+  // skinny products read their operands in place.
+  const bool pack_b = trans_b || M > 4 * MR;
+  const bool pack_a = N > 2 * NR && M > MR;
+  const double flops = double(M) * double(N) * double(K);
+  const int threads = flops < kThreadMinFlops ? 1 : get_num_threads();
+
+  const size_t KB = min_sz(K, kMaxKB);
+  const size_t NB = min_sz(N, kMaxNB);
+  const size_t MB = min_sz(M, kMaxMB);
+  T* a_buf = pack_a ? static_cast<T*>(packing_buffer(0, round_up(MB, MR) * KB * sizeof(T)))
+                    : nullptr;
+  T* b_buf = pack_b ? static_cast<T*>(packing_buffer(1, round_up(NB, NR) * KB * sizeof(T)))
+                    : nullptr;
+
+  for (size_t k0 = 0; k0 < K; k0 += KB) {
+    const size_t kb = min_sz(KB, K - k0);
+    const T beta_k = k0 == 0 ? beta : T(1);
+    for (size_t j0 = 0; j0 < N; j0 += NB) {
+      const size_t nb = min_sz(NB, N - j0);
+      const size_t b_panels = (nb + NR - 1) / NR;
+      if (pack_b) {
+        auto pack = [&](size_t q) {
+          pack_b_panel<Kern>(trans_b, B, ldb, j0 + q * NR, min_sz(NR, nb - q * NR), k0, kb,
+                             b_buf + q * NR * kb);
+        };
+        if (threads > 1) parallel_for(b_panels, pack);
+        else for (size_t q = 0; q < b_panels; ++q) pack(q);
+      }
+      for (size_t i0 = 0; i0 < M; i0 += MB) {
+        const size_t mb = min_sz(MB, M - i0);
+        const size_t a_panels = (mb + MR - 1) / MR;
+        if (pack_a) {
+          auto pack = [&](size_t p) {
+            pack_a_panel<Kern>(trans_a, A, lda, i0 + p * MR, min_sz(MR, mb - p * MR), k0, kb,
+                               a_buf + p * MR * kb);
+          };
+          if (threads > 1) parallel_for(a_panels, pack);
+          else for (size_t p = 0; p < a_panels; ++p) pack(p);
+        }
+
+        // Tasks: MT x NT tiles of C (multiples of MR x NR on a fixed grid),
+        // made smaller until every thread has a few.
+        size_t mt = min_sz(round_up(Kern::MC, MR), round_up(mb, MR));
+        size_t nt = min_sz(round_up(Kern::NT, NR), round_up(nb, NR));
+        if (threads > 1) {
+          const size_t want = 4 * static_cast<size_t>(threads);
+          auto count = [&] { return ((mb + mt - 1) / mt) * ((nb + nt - 1) / nt); };
+          while (count() < want && (nt > NR || mt > MR)) {
+            if (nt > NR && (nt >= mt || mt <= MR)) nt = round_up(nt / 2, NR);
+            else mt = round_up(mt / 2, MR);
+          }
+        }
+        const size_t tiles_n = (nb + nt - 1) / nt;
+        const size_t tiles = ((mb + mt - 1) / mt) * tiles_n;
+
+        auto task = [&](size_t t) {
+          const size_t ti0 = (t / tiles_n) * mt, ti1 = min_sz(mb, ti0 + mt);
+          const size_t tj0 = (t % tiles_n) * nt, tj1 = min_sz(nb, tj0 + nt);
+          for (size_t p0 = 0; p0 < kb; p0 += KC) {
+            const size_t kc = min_sz(KC, kb - p0);
+            const T beta_p = p0 == 0 ? beta_k : T(1);
+            for (size_t jr = tj0; jr < tj1; jr += NR) {
+              const size_t n = min_sz(NR, tj1 - jr);
+              const T* bp;
+              size_t b_ld;
+              if (pack_b) {
+                bp = b_buf + (jr / NR) * NR * kb + p0 * NR;
+                b_ld = NR;
+              } else {
+                bp = B + (k0 + p0) * ldb + j0 + jr;
+                b_ld = ldb;
+              }
+              for (size_t ir = ti0; ir < ti1; ir += MR) {
+                const size_t m = min_sz(MR, ti1 - ir);
+                T* c = C + (i0 + ir) * ldc + j0 + jr;
+                if (pack_a) {
+                  Kern::run(kc, a_buf + (ir / MR) * MR * kb + p0 * MR, 1, MR, true, bp, b_ld, c,
+                            ldc, m, n, alpha, beta_p);
+                } else if (trans_a) {
+                  Kern::run(kc, A + (k0 + p0) * lda + i0 + ir, 1, lda, false, bp, b_ld, c, ldc,
+                            m, n, alpha, beta_p);
+                } else {
+                  Kern::run(kc, A + (i0 + ir) * lda + k0 + p0, lda, 1, false, bp, b_ld, c, ldc,
+                            m, n, alpha, beta_p);
+                }
+              }
+            }
+          }
+        };
+        if (threads > 1) parallel_for(tiles, task);
+        else for (size_t t = 0; t < tiles; ++t) task(t);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bpx::kernels

@@ -1,0 +1,114 @@
+// The register-tiled GEMM micro-kernel, written once over a vector type `V`
+// supplied by each instruction-set file:
+//
+//   struct V {
+//     using T, reg, mask;  static constexpr size_t W;  // lanes per register
+//     reg zero(); reg load(const T*); reg load(const T*, mask);   // masked: zero lanes
+//     reg bcast(T); reg fma(reg a, reg b, reg c);  // a * b + c
+//     reg mul(reg, reg); void store(T*, reg); void store(T*, reg, mask);
+//     mask first(size_t n);                        // lanes [0, n), n <= W
+//   };
+//
+// A tile is MR rows x NR = 2 * W columns of C, kept in 2 * MR registers. Per
+// k it loads two vectors of B and broadcasts MR elements of A, so each C
+// element accumulates its products in k order with one fused multiply-add
+// each (or multiply and add where the set has no FMA).
+//
+// Compiled once per instruction set: internal linkage only (see gemm_driver.hpp).
+#pragma once
+
+#include <cstddef>
+
+namespace bpx::kernels {
+namespace {
+
+// C (m, n) = alpha * A (m, kc) . B (kc, n) + beta * C; see gemm_driver.hpp for
+// the layouts of a and b. kPacked: a[k * MR + i], else a[i * rs + k * cs].
+template <class V, std::size_t MR, bool kPacked, bool kFullN>
+inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
+                       const typename V::T* b, std::size_t ldb, typename V::T* c, std::size_t ldc,
+                       std::size_t m, std::size_t n, typename V::T alpha, typename V::T beta) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr std::size_t W = V::W;
+  const typename V::mask m0 = V::first(kFullN || n >= W ? W : n);
+  const typename V::mask m1 = V::first(kFullN ? W : (n > W ? n - W : 0));
+
+  reg acc[MR][2];
+#pragma GCC unroll 32
+  for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V::zero();
+
+  if constexpr (kPacked) {
+#pragma GCC unroll 2
+    for (std::size_t k = 0; k < kc; ++k) {
+      const reg b0 = kFullN ? V::load(b) : V::load(b, m0);
+      const reg b1 = kFullN ? V::load(b + W) : V::load(b + W, m1);
+#pragma GCC unroll 32
+      for (std::size_t i = 0; i < MR; ++i) {
+        const reg ai = V::bcast(a[i]);
+        acc[i][0] = V::fma(ai, b0, acc[i][0]);
+        acc[i][1] = V::fma(ai, b1, acc[i][1]);
+      }
+      a += MR;
+      b += ldb;
+    }
+  } else {
+    // Rows past m repeat the last row: computed, never stored, never out of bounds.
+    const T* ap[MR];
+#pragma GCC unroll 32
+    for (std::size_t i = 0; i < MR; ++i) ap[i] = a + (i < m ? i : m - 1) * rs;
+    std::size_t off = 0;
+    for (std::size_t k = 0; k < kc; ++k) {
+      const reg b0 = kFullN ? V::load(b) : V::load(b, m0);
+      const reg b1 = kFullN ? V::load(b + W) : V::load(b + W, m1);
+#pragma GCC unroll 32
+      for (std::size_t i = 0; i < MR; ++i) {
+        const reg ai = V::bcast(ap[i][off]);
+        acc[i][0] = V::fma(ai, b0, acc[i][0]);
+        acc[i][1] = V::fma(ai, b1, acc[i][1]);
+      }
+      off += cs;
+      b += ldb;
+    }
+  }
+
+  const reg va = V::bcast(alpha);
+  const reg vb = V::bcast(beta);
+#pragma GCC unroll 32
+  for (std::size_t i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    T* row = c + i * ldc;
+    reg r0 = V::mul(va, acc[i][0]);
+    reg r1 = V::mul(va, acc[i][1]);
+    if (beta != T(0)) {
+      r0 = V::fma(vb, kFullN ? V::load(row) : V::load(row, m0), r0);
+      r1 = V::fma(vb, kFullN ? V::load(row + W) : V::load(row + W, m1), r1);
+    }
+    if (kFullN) {
+      V::store(row, r0);
+      V::store(row + W, r1);
+    } else {
+      V::store(row, r0, m0);
+      V::store(row + W, r1, m1);
+    }
+  }
+}
+
+// The `Kern::run` of gemm_driver.hpp for a vector type V and MR rows.
+template <class V, std::size_t MR>
+void micro_run(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
+               bool packed, const typename V::T* b, std::size_t ldb, typename V::T* c,
+               std::size_t ldc, std::size_t m, std::size_t n, typename V::T alpha,
+               typename V::T beta) {
+  const bool full = n == 2 * V::W;
+  if (packed) {
+    if (full) micro_tile<V, MR, true, true>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+    else micro_tile<V, MR, true, false>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+  } else {
+    if (full) micro_tile<V, MR, false, true>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+    else micro_tile<V, MR, false, false>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+  }
+}
+
+}  // namespace
+}  // namespace bpx::kernels
