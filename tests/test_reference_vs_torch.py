@@ -16,7 +16,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import reference as ref  # noqa: E402  (tests/ is on sys.path under pytest's rootdir layout)
+# pytest puts tests/ on sys.path while tests/ has no __init__.py; the
+# fallback covers a tests/ package.
+try:
+    import reference as ref  # noqa: E402
+except ImportError:  # pragma: no cover
+    from tests import reference as ref  # noqa: E402
 
 F = torch.nn.functional
 F64 = torch.float64
