@@ -13,36 +13,43 @@
 namespace bpx::kernels {
 namespace {
 
+// Lane masks for maskload/maskstore: lanes [0, n) have the sign bit set.
+inline __m256i lanes_below(std::size_t n, int lanes) {
+  const __m256i iota = lanes == 8 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                                  : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), iota);
+}
+
 struct VecF32 {
   using T = float;
-  using reg = __m512;
-  using mask = __mmask16;
-  static constexpr std::size_t W = 16;
-  static reg zero() { return _mm512_setzero_ps(); }
-  static reg load(const T* p) { return _mm512_loadu_ps(p); }
-  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
-  static reg bcast(T x) { return _mm512_set1_ps(x); }
-  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
-  static void store(T* p, reg v) { _mm512_storeu_ps(p, v); }
-  static void store(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
-  static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  using reg = __m256;
+  using mask = __m256i;
+  static constexpr std::size_t W = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg load(const T* p) { return _mm256_loadu_ps(p); }
+  static reg load(const T* p, mask m) { return _mm256_maskload_ps(p, m); }
+  static reg bcast(T x) { return _mm256_set1_ps(x); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
+  static void store(T* p, reg v, mask m) { _mm256_maskstore_ps(p, m, v); }
+  static mask first(std::size_t n) { return lanes_below(n, 8); }
 };
 
 struct VecF64 {
   using T = double;
-  using reg = __m512d;
-  using mask = __mmask8;
-  static constexpr std::size_t W = 8;
-  static reg zero() { return _mm512_setzero_pd(); }
-  static reg load(const T* p) { return _mm512_loadu_pd(p); }
-  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
-  static reg bcast(T x) { return _mm512_set1_pd(x); }
-  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
-  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
-  static void store(T* p, reg v) { _mm512_storeu_pd(p, v); }
-  static void store(T* p, reg v, mask m) { _mm512_mask_storeu_pd(p, m, v); }
-  static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  using reg = __m256d;
+  using mask = __m256i;
+  static constexpr std::size_t W = 4;
+  static reg zero() { return _mm256_setzero_pd(); }
+  static reg load(const T* p) { return _mm256_loadu_pd(p); }
+  static reg load(const T* p, mask m) { return _mm256_maskload_pd(p, m); }
+  static reg bcast(T x) { return _mm256_set1_pd(x); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static void store(T* p, reg v) { _mm256_storeu_pd(p, v); }
+  static void store(T* p, reg v, mask m) { _mm256_maskstore_pd(p, m, v); }
+  static mask first(std::size_t n) { return lanes_below(n, 4); }
 };
 
 template <class V, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
@@ -56,8 +63,8 @@ struct Kern {
   }
 };
 
-using KernF32 = Kern<VecF32, 12, 256, 144, 512>;
-using KernF64 = Kern<VecF64, 12, 256, 144, 256>;
+using KernF32 = Kern<VecF32, 6, 256, 144, 512>;
+using KernF64 = Kern<VecF64, 6, 256, 144, 256>;
 
 template <class T>
 struct KernFor;
