@@ -93,7 +93,7 @@ double binary_cross_entropy(const T* p, const T* t, std::size_t N, std::size_t C
     const T log_p = std::max(std::log(p[i]), T(-100));
     const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
     sum -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
-    if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12)) * inv;
+    if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * inv;
   }
   return sum / static_cast<double>(count);
 }

@@ -37,7 +37,7 @@ struct Targets {
 //   mse                   mean((x - t)^2) over N*C        dx = 2 (x - t) / (N C)
 //   cross_entropy         mean_n(-sum_c t log softmax(x))  dx = (softmax(x) - t) / N
 //   binary_cross_entropy  mean(-(t log p + (1-t) log(1-p))), logs clamped at
-//                         -100 as torch does; dp = (p - t) / max(p (1-p), 1e-12) / (N C)
+//                         -100 as torch does; dp = (p - t) / max(p (1-p), 1e-12f) / (N C)
 // dinput may be null (loss only). Returns the mean loss, summed in double.
 template <class T>
 double loss_forward_backward(Loss loss, const T* input, Targets<T> targets, std::size_t N,

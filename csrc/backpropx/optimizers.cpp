@@ -32,6 +32,20 @@ void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& s
   }
 }
 
+template <class T>
+void Optimizer<T>::load_state(std::vector<std::vector<T>> state, std::int64_t steps) {
+  const std::size_t buffers = state_names().size();
+  require(steps >= 0, "optimizer step count must be non-negative");
+  if (steps == 0 && state.empty()) return reset();
+  require(state.size() == buffers, "optimizer " + name() + " expects " + std::to_string(buffers) +
+                                       " state buffers, got " + std::to_string(state.size()));
+  for (const auto& b : state)
+    require(b.size() == state.front().size(), "optimizer state buffers differ in length");
+  state_ = std::move(state);
+  state_ready_ = true;
+  t_ = steps;
+}
+
 namespace {
 
 double get(const OptimizerConfig& c, const std::string& key, double fallback) {

@@ -32,6 +32,8 @@ class Optimizer {
   std::int64_t steps() const { return t_; }
   void set_steps(std::int64_t t) { t_ = t; }
   std::vector<std::vector<T>>& state() { return state_; }
+  // Restores buffers taken from state() (a checkpoint) and the step count.
+  void load_state(std::vector<std::vector<T>> state, std::int64_t steps);
   void reset() {
     t_ = 0;
     state_.clear();

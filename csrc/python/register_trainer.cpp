@@ -1,0 +1,84 @@
+#include <mutex>
+
+#include "backpropx/trainer.hpp"
+#include "python/bindings.hpp"
+
+namespace bpx::python {
+
+namespace {
+
+using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+// Keeps the Python objects of the network and optimizer alive as long as
+// the C++ trainer refers to them.
+template <class T>
+struct TrainerHolder {
+  py::object network_owner, optimizer_owner;
+  NetworkHolder<T>* network;
+  std::unique_ptr<Trainer<T>> trainer;
+};
+
+template <class T>
+void bind_trainer(py::module_& m) {
+  using Holder = TrainerHolder<T>;
+  const std::string name = std::string("Trainer_") + dtype_suffix<T>();
+  py::class_<Holder>(m, name.c_str())
+      .def(py::init([](py::object network, py::object optimizer, const std::string& loss,
+                       std::size_t batch_size, bool shuffle, std::uint64_t seed) {
+             auto h = std::make_unique<Holder>();
+             h->network = &network.cast<NetworkHolder<T>&>();
+             Optimizer<T>& opt = optimizer.cast<Optimizer<T>&>();
+             h->trainer = std::make_unique<Trainer<T>>(*h->network->net, opt, loss_from_name(loss),
+                                                       batch_size, shuffle, seed);
+             h->network_owner = std::move(network);
+             h->optimizer_owner = std::move(optimizer);
+             return h;
+           }),
+           py::arg("network"), py::arg("optimizer"), py::arg("loss"), py::arg("batch_size"),
+           py::arg("shuffle"), py::arg("seed"))
+      .def("train_epoch", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
+                             std::optional<Labels> labels, py::object callback, std::size_t every) {
+        Network<T>& net = *h.network->net;
+        const std::size_t n = check_rows(X.request(), net.in_features(), "X");
+        Targets<T> t = make_targets<T>(y, labels, n, net.out_features());
+        const T* x = X.data();
+        EpochStats stats;
+        {
+          py::gil_scoped_release release;
+          std::unique_lock lock(h.network->mutex);
+          // Between batches the network is consistent: let other threads in
+          // (e.g. a callback that predicts) and never wait on the lock while
+          // holding the GIL.
+          std::function<void(const BatchProgress&)> on_batches;
+          if (!callback.is_none()) {
+            on_batches = [&](const BatchProgress& p) {
+              lock.unlock();
+              {
+                py::gil_scoped_acquire gil;
+                if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+                callback(p.batch, p.batches, p.samples, p.loss);
+              }
+              lock.lock();
+            };
+          }
+          stats = h.trainer->train_epoch(x, t, n, on_batches, every);
+        }
+        py::dict out;
+        out["loss"] = stats.loss;
+        out["accuracy"] = stats.accuracy;
+        out["samples"] = stats.samples;
+        out["batches"] = stats.batches;
+        return out;
+      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("callback"), py::arg("every"))
+      .def("get_rng_state", [](Holder& h) { return h.trainer->rng().state(); })
+      .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.trainer->rng().set_state(s); });
+}
+
+}  // namespace
+
+void register_trainer(py::module_& m) {
+  bind_trainer<float>(m);
+  bind_trainer<double>(m);
+}
+
+}  // namespace bpx::python

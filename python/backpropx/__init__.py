@@ -1,0 +1,45 @@
+"""backpropx: train multilayer neural networks by backpropagation, in C++.
+
+>>> import backpropx as bx
+>>> net = bx.Network([bx.Dense(64, 32, activation="relu"),
+...                   bx.Dense(32, 10, activation="softmax")], seed=0)
+>>> trainer = bx.Trainer(net, loss="cross_entropy", optimizer=bx.Adam(lr=1e-3), batch_size=32)
+"""
+
+from ._core import NonFiniteError, __version__
+from .datasets import load_digits, train_test_split
+from .history import History
+from .layers import ACTIVATIONS, Dense, Layer
+from .network import LOSSES, Network
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
+from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
+                      supported_kernels)
+from .trainer import Trainer
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Dense",
+    "History",
+    "Layer",
+    "Network",
+    "NonFiniteError",
+    "Optimizer",
+    "RMSprop",
+    "Rprop",
+    "Trainer",
+    "__version__",
+    "config",
+    "get_kernel",
+    "get_num_threads",
+    "load_digits",
+    "set_kernel",
+    "set_num_threads",
+    "show_config",
+    "supported_kernels",
+    "train_test_split",
+]

@@ -1,0 +1,122 @@
+"""Conversion and checking of user arrays at the Python/C++ boundary.
+
+Every check runs before any C++ call that could change state, so a rejected
+call leaves the network and optimizer exactly as they were.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype: Any) -> np.dtype:
+    """The network dtype for a user's spelling: "float32", np.float64, ..."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt.name not in DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def _numeric(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind not in "biuf":
+        kind = {"c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(a.dtype.kind, a.dtype.name)
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype} ({kind})")
+
+
+def _asarray(a: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, unconvertible objects
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    _numeric(arr, name)
+    return arr
+
+
+def as_features(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous (n, n_features) array of the network dtype."""
+    arr = _asarray(X, name)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-dimensional (samples, features), got shape {arr.shape}{hint}")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {n_features}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(f"{name} contains a non-finite value ({out[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")
+    return out
+
+
+def as_targets(y: Any, loss: str, n: int, n_outputs: int, dtype: np.dtype, name: str = "y"):
+    """(values, labels) for the C++ core; exactly one is not None.
+
+    cross_entropy takes integer labels (n,) in [0, n_outputs) or probability
+    rows (n, n_outputs); mse and binary_cross_entropy take (n, n_outputs), or
+    (n,) when the network has one output.
+    """
+    arr = _asarray(y, name)
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be 1- or 2-dimensional, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} samples but X has {n}")
+    if loss == "cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all() or not (arr == np.round(arr)).all():
+                raise ValueError(f"{name} holds class labels for cross_entropy, which must be integers; "
+                                 "got non-integer values")
+        if arr.dtype.kind == "b":
+            raise TypeError(f"{name} holds booleans; cross_entropy needs integer class labels")
+        labels = np.ascontiguousarray(arr, dtype=np.int64)
+        if n and (labels.min() < 0 or labels.max() >= n_outputs):
+            bad = labels[(labels < 0) | (labels >= n_outputs)][0]
+            raise ValueError(f"{name} contains label {bad}, outside [0, {n_outputs}) for a network "
+                             f"with {n_outputs} outputs")
+        return None, labels
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(f"{name} has shape {arr.shape}, but the network has {n_outputs} outputs: "
+                             f"expected shape ({n}, {n_outputs})")
+        arr = arr.reshape(n, 1)
+    if arr.shape[1] != n_outputs:
+        raise ValueError(f"{name} has shape {arr.shape}, but the network has {n_outputs} outputs: "
+                         f"expected ({n}, {n_outputs})")
+    values = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} contains non-finite values")
+    if loss in ("binary_cross_entropy", "cross_entropy") and ((values < 0).any() or (values > 1).any()):
+        raise ValueError(f"{name} must lie in [0, 1] for {loss}")
+    return values, None
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """value as an int, rejecting bools, floats and out-of-range values."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_seed(seed: Any) -> int:
+    seed = check_int(seed, "seed", 0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be below 2**64, got {seed}")
+    return seed

@@ -1,0 +1,147 @@
+"""Saving and loading networks in the safetensors format.
+
+The file holds one tensor per parameter ("{k}.weight", "{k}.bias") and, in
+the header metadata, the format version, dtype and layer list as JSON. No
+pickle: loading runs no code from the file. Files are treated as untrusted:
+safetensors bounds and checks the header and offsets, and we check that the
+architecture, dtypes, shapes and values agree before building anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+FORMAT = "backpropx"
+FORMAT_VERSION = "1"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old or the new file.
+
+    The bytes go to a temporary file in the same directory, which is flushed,
+    fsynced and renamed over `path`; the directory is fsynced after.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def network_metadata(network: Any) -> dict[str, str]:
+    layers = []
+    for layer in network.layers:
+        cfg = layer._config()
+        cfg["trainable"] = layer.trainable
+        layers.append(cfg)
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": network.dtype.name,
+            "seed": str(network.seed), "layers": json.dumps(layers)}
+
+
+def save_network(network: Any, path: str | os.PathLike) -> None:
+    from safetensors.numpy import save
+
+    tensors = {name: np.ascontiguousarray(p) for name, p in network.named_parameters()}
+    atomic_write(path, save(tensors, metadata=network_metadata(network)))
+
+
+def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
+    from .layers import Dense
+
+    try:
+        configs = json.loads(meta["layers"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a backpropx model: bad layer list in the header ({exc})") from None
+    if not isinstance(configs, list) or not configs:
+        raise ValueError("not a backpropx model: the header's layer list is empty or not a list")
+    layers, trainable = [], []
+    for k, cfg in enumerate(configs):
+        if not isinstance(cfg, dict) or cfg.get("kind") != "dense":
+            raise ValueError(f"layer {k} in the file has an unsupported description: {cfg!r:.200}")
+        act = cfg.get("activation")
+        try:
+            layer = Dense(cfg.get("in_features"), cfg.get("out_features"),
+                          None if act == "identity" else act, bias=cfg.get("bias", True),
+                          init=cfg.get("init", "default"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
+        layers.append(layer)
+        trainable.append(bool(cfg.get("trainable", True)))
+    return layers, trainable
+
+
+def read_checked(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Header metadata and tensors of a safetensors file, or a clear ValueError/OSError."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError(f"{os.fspath(path)!r} is not a safetensors file: only {len(data)} bytes")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8 or header_len > 16 * 1024 * 1024:
+        raise ValueError(f"{os.fspath(path)!r} is truncated or corrupt: header of {header_len} bytes "
+                         f"in a file of {len(data)}")
+    try:
+        header = json.loads(data[8:8 + header_len])
+        tensors = load(data)
+    except (SafetensorError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a valid safetensors file: {exc}") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{os.fspath(path)!r} was not written by backpropx (no backpropx metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} has format version {meta.get('format_version')!r}; "
+                         f"this backpropx reads version {FORMAT_VERSION}")
+    return meta, tensors
+
+
+def load_network(path: str | os.PathLike) -> Any:
+    from .network import Network
+
+    meta, tensors = read_checked(path)
+    dtype = meta.get("dtype")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"unsupported dtype {dtype!r} in {os.fspath(path)!r}")
+    layers, trainable = _layers_from_metadata(meta)
+    for name, arr in tensors.items():
+        if arr.dtype != np.dtype(dtype):
+            raise ValueError(f"tensor {name!r} is {arr.dtype}, but the model's dtype is {dtype}")
+    try:
+        seed = int(meta.get("seed", "0"))
+    except ValueError:
+        seed = 0
+    for k in range(1, len(layers)):
+        if layers[k - 1].out_features != layers[k].in_features:
+            raise ValueError(f"the file's layers {k - 1} and {k} do not fit together")
+    # Refuse before allocating: the tensors must account for every parameter.
+    expected = sum(l.in_features * l.out_features + (l.out_features if l.use_bias else 0) for l in layers)
+    present = sum(int(a.size) for a in tensors.values())
+    if expected != present:
+        raise ValueError(f"the file's architecture needs {expected} parameters but it holds {present}")
+    net = Network(layers, seed=seed if 0 <= seed < 2**64 else 0, dtype=dtype)
+    net.load_state_dict(tensors)
+    for layer, flag in zip(net.layers, trainable):
+        layer.trainable = flag
+    return net

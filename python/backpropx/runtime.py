@@ -1,0 +1,56 @@
+"""Threads, kernel choice and build information."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from . import _core
+from ._arrays import check_int
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the C++ core uses. Results are bit-identical for any count."""
+    _core.set_num_threads(check_int(n, "n", 1))
+
+
+def get_num_threads() -> int:
+    return int(_core.get_num_threads())
+
+
+def get_kernel() -> str:
+    """The GEMM kernel in use: "avx512", "avx2" or "generic"."""
+    return str(_core.get_kernel())
+
+
+def set_kernel(name: str) -> None:
+    """Force a GEMM kernel ("generic", "avx2", "avx512"); ValueError if this CPU lacks it.
+
+    The environment variable BACKPROPX_KERNEL does the same at import time.
+    """
+    if name not in ("generic", "avx2", "avx512"):
+        raise ValueError(f"unknown kernel {name!r}; expected one of: generic, avx2, avx512")
+    _core.set_kernel(name)
+
+
+def supported_kernels() -> list[str]:
+    return list(_core.supported_kernels())
+
+
+def config() -> dict[str, object]:
+    return {
+        "version": _core.__version__,
+        "compiler": _core.compiler,
+        "kernel": get_kernel(),
+        "supported_kernels": supported_kernels(),
+        "threads": get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def show_config() -> None:
+    """Print version, compiler, selected kernel and threads."""
+    for key, value in config().items():
+        print(f"{key:18} {value}")
