@@ -1,6 +1,7 @@
 #include "backpropx/layers.hpp"
 
 #include "backpropx/dense.hpp"
+#include "backpropx/dropout.hpp"
 
 namespace bpx {
 
@@ -30,7 +31,12 @@ std::unique_ptr<Layer<T>> make_layer(const LayerConfig& c) {
     return std::make_unique<Dense<T>>(get_size(c, "in_features"), get_size(c, "out_features"), bias,
                                       act, init);
   }
-  throw std::invalid_argument("unknown layer kind '" + c.kind + "'; expected one of: dense");
+  if (c.kind == "dropout") {
+    auto it = c.reals.find("p");
+    require(it != c.reals.end(), "dropout layer needs a probability 'p'");
+    return std::make_unique<Dropout<T>>(get_size(c, "features"), it->second);
+  }
+  throw std::invalid_argument("unknown layer kind '" + c.kind + "'; expected one of: dense, dropout");
 }
 
 template std::unique_ptr<Layer<float>> make_layer<float>(const LayerConfig&);

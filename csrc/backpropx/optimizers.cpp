@@ -11,7 +11,15 @@ template <class T>
 void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& segments) {
   std::size_t total = 0;
   for (const Segment& s : segments) total += s.size;
-  if (!state_ready_ || (!state_.empty() && state_[0].size() != total)) {
+  // State restored by load_state adopts the first layout it is used with;
+  // otherwise a change of trainable layers starts fresh state.
+  const bool same_layout =
+      layout_.empty() ? (state_.empty() || state_[0].size() == total)
+                      : std::equal(segments.begin(), segments.end(), layout_.begin(), layout_.end(),
+                                   [](const Segment& a, const Segment& b) {
+                                     return a.offset == b.offset && a.size == b.size;
+                                   });
+  if (!state_ready_ || !same_layout) {
     const std::size_t buffers = state_names().size();
     require(buffers <= kMaxStateBuffers, "optimizer " + name() + " keeps too many state buffers");
     state_.assign(buffers, {});
@@ -19,6 +27,7 @@ void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& s
     state_ready_ = true;
     t_ = 0;
   }
+  if (!same_layout || layout_.empty()) layout_ = segments;
   ++t_;
   std::size_t state_offset = 0;
   for (const Segment& seg : segments) {
@@ -43,6 +52,7 @@ void Optimizer<T>::load_state(std::vector<std::vector<T>> state, std::int64_t st
     require(b.size() == state.front().size(), "optimizer state buffers differ in length");
   state_ = std::move(state);
   state_ready_ = true;
+  layout_.clear();
   t_ = steps;
 }
 

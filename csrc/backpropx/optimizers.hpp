@@ -37,6 +37,7 @@ class Optimizer {
   void reset() {
     t_ = 0;
     state_.clear();
+    layout_.clear();
     state_ready_ = false;
   }
 
@@ -55,6 +56,7 @@ class Optimizer {
   static constexpr std::size_t kMaxStateBuffers = 4;
   std::vector<std::vector<T>> state_;
   bool state_ready_ = false;
+  std::vector<Segment> layout_;  // the ranges the state belongs to
 };
 
 struct OptimizerConfig {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 namespace bpx {
 
@@ -15,6 +16,26 @@ bool all_finite(const T* p, std::size_t n) {
   return acc == T(0);
 }
 }  // namespace
+
+template <class T>
+void Trainer<T>::set_clipping(const Clipping& c) {
+  require(c.clip_value >= 0 && std::isfinite(c.clip_value), "clip_grad_value must be a non-negative number");
+  require(c.clip_norm >= 0 && std::isfinite(c.clip_norm), "clip_grad_norm must be a non-negative number");
+  clip_ = c;
+}
+
+template <class T>
+std::string Trainer<T>::non_finite_origin() const {
+  for (std::size_t k = 0; k < net_.num_layers(); ++k)
+    if (!ws_.acts.empty() && !all_finite(ws_.acts[k].data(), ws_.acts[k].size()))
+      return "the output of layer " + std::to_string(k) + " (" + net_.layer(k).kind() + ")";
+  for (std::size_t k = net_.num_layers(); k-- > 0;) {
+    const Segment s = net_.layer_segment(k);
+    if (!all_finite(net_.grads() + s.offset, s.size))
+      return "the gradient of layer " + std::to_string(k) + " (" + net_.layer(k).kind() + ")";
+  }
+  return "the loss";
+}
 
 template <class T>
 Trainer<T>::Trainer(Network<T>& network, Optimizer<T>& optimizer, Loss loss,
@@ -43,6 +64,8 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   if (shuffle_) shuffle_indices(order_.data(), n, rng_);
 
   const std::vector<Segment> segments = net_.trainable_segments();
+  const std::size_t L = net_.num_layers();
+  std::vector<double> norm_sum(L, 0.0);
   Pass pass;
   pass.training = true;
   pass.rng = &rng_;
@@ -64,11 +87,25 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     net_.zero_grad();
     const double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
-      throw NonFiniteError((std::isfinite(value) ? "gradient" : "loss") +
-                           std::string(" became non-finite at batch ") + std::to_string(b) +
-                           " (loss " + std::to_string(value) +
-                           "); the update of this batch was not applied");
+      throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
+                           " at batch " + std::to_string(b) + ", first seen in " +
+                           non_finite_origin() + "; this batch's update was not applied");
+    // Per-layer gradient norms (before clipping), summed in a fixed order.
+    double total_sq = 0;
+    for (std::size_t k = 0; k < L; ++k) {
+      const Segment seg = net_.layer_segment(k);
+      if (seg.size == 0 || !net_.layer(k).trainable) continue;
+      double sq = 0;
+      for (const T* g = net_.grads() + seg.offset, *e = g + seg.size; g != e; ++g)
+        sq += static_cast<double>(*g) * static_cast<double>(*g);
+      norm_sum[k] += std::sqrt(sq);
+      total_sq += sq;
+    }
+    clip_gradients(segments, total_sq);
+    const bool last_batch = b + 1 == batches;
+    if (last_batch) before_step_.assign(net_.params(), net_.params() + net_.num_params());
     opt_.step(net_.params(), net_.grads(), segments);
+    if (last_batch) stats.update_ratio = update_ratios();
     loss_sum += value * static_cast<double>(m);
     stats.samples += m;
     stats.batches = b + 1;
@@ -76,8 +113,49 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
       on_batches({b + 1, batches, stats.samples, loss_sum / static_cast<double>(stats.samples)});
   }
   stats.loss = loss_sum / static_cast<double>(stats.samples);
+  stats.grad_norm.assign(L, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t k = 0; k < L; ++k)
+    if (net_.layer_segment(k).size > 0 && net_.layer(k).trainable)
+      stats.grad_norm[k] = norm_sum[k] / static_cast<double>(batches);
   if (loss_has_accuracy(loss_)) stats.accuracy = correct / static_cast<double>(stats.samples);
   return stats;
+}
+
+template <class T>
+void Trainer<T>::clip_gradients(const std::vector<Segment>& segments, double total_sq) {
+  if (clip_.clip_value > 0) {
+    const T v = T(clip_.clip_value);
+    total_sq = 0;
+    for (const Segment& seg : segments)
+      for (T *g = net_.grads() + seg.offset, *e = g + seg.size; g != e; ++g) {
+        *g = std::min(std::max(*g, -v), v);
+        total_sq += static_cast<double>(*g) * static_cast<double>(*g);
+      }
+  }
+  if (clip_.clip_norm > 0) {
+    const double coef = clip_.clip_norm / (std::sqrt(total_sq) + 1e-6);
+    if (coef < 1.0)
+      for (const Segment& seg : segments)
+        for (T *g = net_.grads() + seg.offset, *e = g + seg.size; g != e; ++g) *g *= T(coef);
+  }
+}
+
+template <class T>
+std::vector<double> Trainer<T>::update_ratios() const {
+  std::vector<double> out(net_.num_layers(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+    const Segment seg = net_.layer_segment(k);
+    if (seg.size == 0 || !net_.layer(k).trainable) continue;
+    double d2 = 0, w2 = 0;
+    for (std::size_t i = seg.offset; i < seg.offset + seg.size; ++i) {
+      const double before = static_cast<double>(before_step_[i]);
+      const double d = static_cast<double>(net_.params()[i]) - before;
+      d2 += d * d;
+      w2 += before * before;
+    }
+    out[k] = w2 > 0 ? std::sqrt(d2 / w2) : std::numeric_limits<double>::infinity();
+  }
+  return out;
 }
 
 template class Trainer<float>;

@@ -19,6 +19,18 @@ struct EpochStats {
   double accuracy = std::numeric_limits<double>::quiet_NaN();
   std::size_t samples = 0;
   std::size_t batches = 0;
+  // Per layer (NaN for layers without trainable parameters): the L2 norm of
+  // the layer's gradient before clipping, averaged over the epoch's batches,
+  // and ||update|| / ||weights|| of the epoch's last step.
+  std::vector<double> grad_norm, update_ratio;
+};
+
+// Gradient clipping before each update, as torch.nn.utils does: values are
+// clamped to [-clip_value, clip_value], then all gradients are scaled by
+// clip_norm / (total L2 norm + 1e-6) when that is below 1. 0 turns either off.
+struct Clipping {
+  double clip_value = 0;
+  double clip_norm = 0;
 };
 
 struct BatchProgress {
@@ -31,6 +43,10 @@ struct BatchProgress {
 template <class T>
 class Trainer {
  public:
+  // Where non-finite values first appear after a failed batch: the first
+  // layer whose output is non-finite, else the last layer whose gradient is.
+  std::string non_finite_origin() const;
+
   Trainer(Network<T>& network, Optimizer<T>& optimizer, Loss loss, std::size_t batch_size,
           bool shuffle, std::uint64_t seed);
 
@@ -41,18 +57,25 @@ class Trainer {
                          const std::function<void(const BatchProgress&)>& on_batches = nullptr,
                          std::size_t every = 0);
 
+  void set_clipping(const Clipping& c);
+  const Clipping& clipping() const { return clip_; }
   Rng& rng() { return rng_; }
   std::size_t batch_size() const { return batch_size_; }
   Loss loss() const { return loss_; }
 
  private:
+  void clip_gradients(const std::vector<Segment>& segments, double total_sq);
+  std::vector<double> update_ratios() const;
+
   Network<T>& net_;
   Optimizer<T>& opt_;
   Loss loss_;
   std::size_t batch_size_;
   bool shuffle_;
   Rng rng_;
+  Clipping clip_;
   Workspace<T> ws_;
+  std::vector<T> before_step_;  // parameters before the epoch's last step
   std::vector<T> batch_x_, batch_y_;
   std::vector<std::int64_t> batch_labels_;
   std::vector<std::uint64_t> order_;

@@ -68,8 +68,13 @@ void bind_trainer(py::module_& m) {
         out["accuracy"] = stats.accuracy;
         out["samples"] = stats.samples;
         out["batches"] = stats.batches;
+        out["grad_norm"] = stats.grad_norm;
+        out["update_ratio"] = stats.update_ratio;
         return out;
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("callback"), py::arg("every"))
+      .def("set_clipping", [](Holder& h, double value, double norm) {
+        h.trainer->set_clipping(Clipping{value, norm});
+      }, py::arg("clip_value"), py::arg("clip_norm"))
       .def("get_rng_state", [](Holder& h) { return h.trainer->rng().state(); })
       .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.trainer->rng().set_state(s); });
 }
