@@ -50,9 +50,9 @@ struct Kern {
   using T = typename V::T;
   static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
   static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
-                  const T* b, std::size_t ldb, T* c, std::size_t ldc, std::size_t m, std::size_t n,
-                  T alpha, T beta) {
-    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, m, n, alpha, beta);
+                  const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
+                  std::size_t n, T alpha, T beta) {
+    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
   }
 };
 

@@ -10,9 +10,10 @@
 //     // where b(k, j) = b[k * ldb + j] and a(i, k) is
 //     //   packed: a[k * MR + i]          (zero-padded rows beyond m)
 //     //   strided: a[i * rs + k * cs]     (rows beyond m are never read)
-//     // beta == 0 must not read C.
+//     // beta == 0 must not read C. c_trans: C (i, j) is c[j * ldc + i].
 //     static void run(size_t kc, const T* a, size_t rs, size_t cs, bool packed, const T* b,
-//                     size_t ldb, T* c, size_t ldc, size_t m, size_t n, T alpha, T beta);
+//                     size_t ldb, T* c, size_t ldc, bool c_trans, size_t m, size_t n, T alpha,
+//                     T beta);
 //   };
 //
 // Every element of C sums its products in one fixed order: k ascending inside
@@ -28,6 +29,7 @@
 #include <cstddef>
 
 #include "backpropx/parallel.hpp"
+#include "kernels/gemm_interleave.hpp"
 #include "kernels/gemm_isa.hpp"
 
 namespace bpx::kernels {
@@ -76,21 +78,8 @@ void pack_a_panel(bool trans_a, const T* A, size_t lda, size_t i0, size_t m, siz
     }
     return;
   }
-  // op(A)(i, k) = A[i * lda + k]: a transpose, done in blocks of 8 k.
-  size_t k = 0;
-  for (; k + 8 <= kb; k += 8) {
-    T* d = dst + k * MR;
-    for (size_t i = 0; i < m; ++i) {
-      const T* src = A + (i0 + i) * lda + k0 + k;
-      for (size_t kk = 0; kk < 8; ++kk) d[kk * MR + i] = src[kk];
-    }
-    for (size_t i = m; i < MR; ++i)
-      for (size_t kk = 0; kk < 8; ++kk) d[kk * MR + i] = T(0);
-  }
-  for (; k < kb; ++k) {
-    T* d = dst + k * MR;
-    for (size_t i = 0; i < MR; ++i) d[i] = i < m ? A[(i0 + i) * lda + k0 + k] : T(0);
-  }
+  // op(A)(i, k) = A[i * lda + k]: a transpose.
+  interleave<MR>(A + i0 * lda + k0, lda, m, kb, dst);
 }
 
 // Packs op(B)(k0 : k0 + kb, j0 : j0 + n) as one NR-column panel: dst[k * NR + j].
@@ -110,34 +99,20 @@ void pack_b_panel(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n, siz
     }
     return;
   }
-  // op(B)(k, j) = B[j * ldb + k]: a transpose, in blocks of 8 k.
-  size_t k = 0;
-  for (; k + 8 <= kb; k += 8) {
-    T* d = dst + k * NR;
-    for (size_t j = 0; j < n; ++j) {
-      const T* src = B + (j0 + j) * ldb + k0 + k;
-      for (size_t kk = 0; kk < 8; ++kk) d[kk * NR + j] = src[kk];
-    }
-    for (size_t j = n; j < NR; ++j)
-      for (size_t kk = 0; kk < 8; ++kk) d[kk * NR + j] = T(0);
-  }
-  for (; k < kb; ++k) {
-    T* d = dst + k * NR;
-    for (size_t j = 0; j < NR; ++j) d[j] = j < n ? B[(j0 + j) * ldb + k0 + k] : T(0);
-  }
+  // op(B)(k, j) = B[j * ldb + k]: a transpose.
+  interleave<NR>(B + j0 * ldb + k0, ldb, n, kb, dst);
 }
 
+// C (M, N) = alpha op(A) op(B) + beta C with C (i, j) at C[i * ldc + j], or at
+// C[j * ldc + i] when c_trans. M, N, K > 0.
 template <class Kern>
-void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typename Kern::T alpha,
-                 const typename Kern::T* A, size_t lda, const typename Kern::T* B, size_t ldb,
-                 typename Kern::T beta, typename Kern::T* C, size_t ldc) {
+void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
+                  typename Kern::T alpha, const typename Kern::T* A, size_t lda,
+                  const typename Kern::T* B, size_t ldb, typename Kern::T beta,
+                  typename Kern::T* C, size_t ldc, bool c_trans) {
   using T = typename Kern::T;
   constexpr size_t MR = Kern::MR, NR = Kern::NR, KC = Kern::KC;
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    scale_c(M, N, beta, C, ldc);
-    return;
-  }
+  const size_t c_rs = c_trans ? 1 : ldc, c_cs = c_trans ? ldc : 1;
 
   // Packing pays when a panel is reused: A across column tiles, B across row
   // tiles. A transposed B must be packed (the kernel reads rows of op(B));
@@ -215,16 +190,16 @@ void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typen
               }
               for (size_t ir = ti0; ir < ti1; ir += MR) {
                 const size_t m = min_sz(MR, ti1 - ir);
-                T* c = C + (i0 + ir) * ldc + j0 + jr;
+                T* c = C + (i0 + ir) * c_rs + (j0 + jr) * c_cs;
                 if (pack_a) {
                   Kern::run(kc, a_buf + (ir / MR) * MR * kb + p0 * MR, 1, MR, true, bp, b_ld, c,
-                            ldc, m, n, alpha, beta_p);
+                            ldc, c_trans, m, n, alpha, beta_p);
                 } else if (trans_a) {
                   Kern::run(kc, A + (k0 + p0) * lda + i0 + ir, 1, lda, false, bp, b_ld, c, ldc,
-                            m, n, alpha, beta_p);
+                            c_trans, m, n, alpha, beta_p);
                 } else {
                   Kern::run(kc, A + (i0 + ir) * lda + k0 + p0, lda, 1, false, bp, b_ld, c, ldc,
-                            m, n, alpha, beta_p);
+                            c_trans, m, n, alpha, beta_p);
                 }
               }
             }
@@ -234,6 +209,25 @@ void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typen
         else for (size_t t = 0; t < tiles; ++t) task(t);
       }
     }
+  }
+}
+
+// The path's entry point. A product with few columns (the 10 classes of a
+// last layer) wastes most of an NR-wide tile, so it runs as the transposed
+// product C^T (N, M) = op(B)^T op(A)^T, whose N rows fill MR-row tiles.
+template <class Kern>
+void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typename Kern::T alpha,
+                 const typename Kern::T* A, size_t lda, const typename Kern::T* B, size_t ldb,
+                 typename Kern::T beta, typename Kern::T* C, size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (2 * N <= Kern::NR && M > N) {
+    gemm_blocked<Kern>(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
+  } else {
+    gemm_blocked<Kern>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
   }
 }
 

@@ -27,7 +27,8 @@ namespace {
 template <class V, std::size_t MR, bool kPacked, bool kFullN>
 inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
                        const typename V::T* b, std::size_t ldb, typename V::T* c, std::size_t ldc,
-                       std::size_t m, std::size_t n, typename V::T alpha, typename V::T beta) {
+                       bool c_trans, std::size_t m, std::size_t n, typename V::T alpha,
+                       typename V::T beta) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr std::size_t W = V::W;
@@ -72,12 +73,26 @@ inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, s
     }
   }
 
+  // A transposed C (element (i, j) at c[j * ldc + i]) goes through a
+  // row-major copy, so both layouts share the epilogue's arithmetic.
+  alignas(64) T tile[MR * 2 * W];
+  T* out = c;
+  std::size_t ld_out = ldc;
+  if (c_trans) {
+    out = tile;
+    ld_out = 2 * W;
+    for (std::size_t i = 0; i < MR * 2 * W; ++i) tile[i] = T(0);
+    if (beta != T(0))
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) tile[i * 2 * W + j] = c[j * ldc + i];
+  }
+
   const reg va = V::bcast(alpha);
   const reg vb = V::bcast(beta);
 #pragma GCC unroll 32
   for (std::size_t i = 0; i < MR; ++i) {
     if (i >= m) break;
-    T* row = c + i * ldc;
+    T* row = out + i * ld_out;
     reg r0 = V::mul(va, acc[i][0]);
     reg r1 = V::mul(va, acc[i][1]);
     if (beta != T(0)) {
@@ -92,21 +107,24 @@ inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, s
       V::store(row + W, r1, m1);
     }
   }
+  if (c_trans)
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t i = 0; i < m; ++i) c[j * ldc + i] = tile[i * 2 * W + j];
 }
 
 // The `Kern::run` of gemm_driver.hpp for a vector type V and MR rows.
 template <class V, std::size_t MR>
 void micro_run(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
                bool packed, const typename V::T* b, std::size_t ldb, typename V::T* c,
-               std::size_t ldc, std::size_t m, std::size_t n, typename V::T alpha,
+               std::size_t ldc, bool c_trans, std::size_t m, std::size_t n, typename V::T alpha,
                typename V::T beta) {
   const bool full = n == 2 * V::W;
   if (packed) {
-    if (full) micro_tile<V, MR, true, true>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
-    else micro_tile<V, MR, true, false>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+    if (full) micro_tile<V, MR, true, true>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
+    else micro_tile<V, MR, true, false>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
   } else {
-    if (full) micro_tile<V, MR, false, true>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
-    else micro_tile<V, MR, false, false>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta);
+    if (full) micro_tile<V, MR, false, true>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
+    else micro_tile<V, MR, false, false>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
   }
 }
 
