@@ -16,6 +16,11 @@ from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_t
                       supported_kernels)
 from .trainer import Trainer
 
+# The exception comes from the C++ module, which gives it no docstring.
+NonFiniteError.__doc__ = (
+    "Training produced NaN or infinity (a FloatingPointError). Raised before the "
+    "offending batch's update is applied; earlier updates stay applied.")
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",

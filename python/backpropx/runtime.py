@@ -15,6 +15,7 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """Threads the C++ core uses (see `set_num_threads`)."""
     return int(_core.get_num_threads())
 
 
@@ -34,10 +35,12 @@ def set_kernel(name: str) -> None:
 
 
 def supported_kernels() -> list[str]:
+    """The GEMM kernels this CPU can run, e.g. ["generic", "avx2", "avx512"]."""
     return list(_core.supported_kernels())
 
 
 def config() -> dict[str, object]:
+    """Version, compiler, kernel in use and supported, threads, CPUs, machine and Python, as a dict."""
     return {
         "version": _core.__version__,
         "compiler": _core.compiler,
