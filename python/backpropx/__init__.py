@@ -7,14 +7,17 @@
 """
 
 from ._core import NonFiniteError, __version__
+from .callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
 from .datasets import load_digits, train_test_split
+from .gradcheck import GradcheckResult, gradcheck
 from .history import History
-from .layers import ACTIVATIONS, Dense, Layer
+from .layers import ACTIVATIONS, Dense, Dropout, Layer
 from .network import LOSSES, Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
                       supported_kernels)
-from .trainer import Trainer
+from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, ReduceLROnPlateau, StepLR
+from .trainer import GradientWarning, Trainer
 
 # The exception comes from the C++ module, which gives it no docstring.
 NonFiniteError.__doc__ = (
@@ -25,22 +28,35 @@ __all__ = [
     "ACTIVATIONS",
     "LOSSES",
     "SGD",
+    "StepLR",
     "Adagrad",
     "Adam",
     "AdamW",
+    "CSVLogger",
+    "Callback",
+    "CosineAnnealingLR",
     "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "ExponentialLR",
+    "GradcheckResult",
+    "GradientWarning",
     "History",
+    "LRSchedule",
     "Layer",
+    "ModelCheckpoint",
     "Network",
     "NonFiniteError",
     "Optimizer",
     "RMSprop",
+    "ReduceLROnPlateau",
     "Rprop",
     "Trainer",
     "__version__",
     "config",
     "get_kernel",
     "get_num_threads",
+    "gradcheck",
     "load_digits",
     "set_kernel",
     "set_num_threads",

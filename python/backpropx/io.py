@@ -66,7 +66,7 @@ def save_network(network: Any, path: str | os.PathLike) -> None:
 
 
 def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
-    from .layers import Dense
+    from .layers import layer_from_config
 
     try:
         configs = json.loads(meta["layers"])
@@ -76,16 +76,12 @@ def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
         raise ValueError("not a backpropx model: the header's layer list is empty or not a list")
     layers, trainable = [], []
     for k, cfg in enumerate(configs):
-        if not isinstance(cfg, dict) or cfg.get("kind") != "dense":
+        if not isinstance(cfg, dict):
             raise ValueError(f"layer {k} in the file has an unsupported description: {cfg!r:.200}")
-        act = cfg.get("activation")
         try:
-            layer = Dense(cfg.get("in_features"), cfg.get("out_features"),
-                          None if act == "identity" else act, bias=cfg.get("bias", True),
-                          init=cfg.get("init", "default"))
+            layers.append(layer_from_config(cfg))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
-        layers.append(layer)
         trainable.append(bool(cfg.get("trainable", True)))
     return layers, trainable
 
@@ -136,11 +132,12 @@ def load_network(path: str | os.PathLike) -> Any:
         if layers[k - 1].out_features != layers[k].in_features:
             raise ValueError(f"the file's layers {k - 1} and {k} do not fit together")
     # Refuse before allocating: the tensors must account for every parameter.
-    expected = sum(l.in_features * l.out_features + (l.out_features if l.use_bias else 0) for l in layers)
-    present = sum(int(a.size) for a in tensors.values())
+    expected = sum(layer.num_params() for layer in layers)
+    present = sum(int(a.size) for name, a in tensors.items() if not name.startswith("optimizer.") and name != "rng")
     if expected != present:
         raise ValueError(f"the file's architecture needs {expected} parameters but it holds {present}")
     net = Network(layers, seed=seed if 0 <= seed < 2**64 else 0, dtype=dtype)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer.") and k != "rng"}
     net.load_state_dict(tensors)
     for layer, flag in zip(net.layers, trainable):
         layer.trainable = flag

@@ -39,6 +39,10 @@ class Layer:
     def _config(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def num_params(self) -> int:
+        """Number of parameters (weights and biases)."""
+        return 0
+
     def _attach(self, network: Network, index: int) -> None:
         self._network = network
         self._index = index
@@ -128,6 +132,15 @@ class Dense(Layer):
                      None if self.activation == "identity" else self.activation,
                      bias=self.use_bias, init=self.init)
 
+    def num_params(self) -> int:
+        return self.in_features * self.out_features + (self.out_features if self.use_bias else 0)
+
+    @classmethod
+    def _from_config(cls, cfg: dict[str, Any]) -> Dense:
+        act = cfg.get("activation")
+        return cls(cfg.get("in_features"), cfg.get("out_features"), None if act == "identity" else act,
+                   bias=cfg.get("bias", True), init=cfg.get("init", "default"))
+
     @property
     def weight(self) -> np.ndarray:
         return self._param("weight")
@@ -147,3 +160,52 @@ class Dense(Layer):
         if not self._trainable:
             args.append("trainable=False")
         return f"Dense({', '.join(args)})"
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al., 2014).
+
+    In training, each element is zeroed with probability ``p`` and the rest
+    are scaled by ``1 / (1 - p)``; in inference (predict, evaluate) the layer
+    is the identity. The masks come from the Trainer's seeded generator, so
+    a run is reproducible and independent of the thread count.
+
+    The width is taken from the previous layer; give ``features`` when
+    Dropout is the first layer.
+    """
+
+    def __init__(self, p: float = 0.5, *, features: int | None = None) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.in_features = self.out_features = None if features is None else check_int(features, "features", 1)
+
+    def _set_width(self, width: int) -> None:
+        if self.in_features is not None and self.in_features != width:
+            raise ValueError(f"Dropout(features={self.in_features}) follows a layer with {width} outputs")
+        self.in_features = self.out_features = width
+
+    def _config(self) -> dict[str, Any]:
+        return {"kind": "dropout", "features": self.in_features, "p": self.p}
+
+    @classmethod
+    def _from_config(cls, cfg: dict[str, Any]) -> Dropout:
+        return cls(cfg.get("p"), features=cfg.get("features"))
+
+    def _copy(self) -> Dropout:
+        return Dropout(self.p, features=self.in_features)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p:g})"
+
+
+# Every layer kind, by the "kind" of its configuration (saved files use it).
+LAYER_KINDS: dict[str, type[Layer]] = {"dense": Dense, "dropout": Dropout}
+
+
+def layer_from_config(cfg: dict[str, Any]) -> Layer:
+    kind = cfg.get("kind")
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"unknown layer kind {kind!r}; expected one of: {', '.join(LAYER_KINDS)}")
+    return LAYER_KINDS[kind]._from_config(cfg)  # type: ignore[attr-defined]

@@ -57,6 +57,11 @@ class Network:
                 raise TypeError(f"layer {k} is {type(layer).__name__}, not a backpropx Layer")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same layer object appears twice; create separate layers")
+        for k, layer in enumerate(layers):
+            if getattr(layer, "in_features", None) is None:  # width-preserving layers such as Dropout
+                if k == 0:
+                    raise ValueError(f"the first layer ({layer!r}) cannot infer its width; give features=")
+                layer._set_width(layers[k - 1].out_features)
         for k in range(1, len(layers)):
             prev, cur = layers[k - 1], layers[k]
             if getattr(prev, "out_features", None) != getattr(cur, "in_features", None):

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import math
-import sys
+import os
 import time
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from ._arrays import as_features, as_targets, check_int, check_seed
+from ._arrays import as_features, as_targets, check_int, check_real, check_seed
+from .callbacks import Callback
 from .history import History
 from .network import Network, check_loss
 from .optimizers import Adam, Optimizer
+from .progress import Progress
+
+
+class GradientWarning(UserWarning):
+    """Gradients of a layer vanish or explode (see ``Trainer.fit``)."""
+
+
+# Thresholds of the gradient health check, on per-layer gradient L2 norms
+# averaged over an epoch's batches.
+VANISHING_RATIO = 1e-5    # a layer's norm below this times the largest layer's
+EXPLODING_NORM = 1e4      # a layer's norm above this
+EXPLODING_UPDATE = 1.0    # one step changing a layer's weights by more than 100%
 
 
 class Trainer:
@@ -21,9 +36,10 @@ class Trainer:
 
     Each epoch runs entirely in C++ with the GIL released: a seeded shuffle
     (xoshiro256**, so the same seed gives the same run), mini-batches of
-    ``batch_size`` (the last one may be smaller), forward, loss, backward and
-    the optimizer update. The trainer keeps the optimizer state and the
-    shuffling generator, so calling ``fit`` twice continues training.
+    ``batch_size`` (the last one may be smaller), forward, loss, backward,
+    optional clipping and the optimizer update. The trainer keeps the
+    optimizer state and the shuffling generator, so calling ``fit`` twice
+    continues training.
 
     Parameters
     ----------
@@ -32,11 +48,15 @@ class Trainer:
     optimizer: an Optimizer (default ``Adam()``); the trainer builds its own state.
     batch_size: samples per update.
     shuffle: reshuffle the samples every epoch.
-    seed: seeds the shuffling.
+    seed: seeds shuffling and dropout masks.
+    clip_grad_value: clamp every gradient element to [-v, v] before the update.
+    clip_grad_norm: then scale all gradients so their global L2 norm is at
+        most this (torch.nn.utils.clip_grad_norm_).
     """
 
     def __init__(self, network: Network, loss: str = "cross_entropy", optimizer: Optimizer | None = None,
-                 batch_size: int = 32, shuffle: bool = True, seed: int = 0) -> None:
+                 batch_size: int = 32, shuffle: bool = True, seed: int = 0, *,
+                 clip_grad_norm: float | None = None, clip_grad_value: float | None = None) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a backpropx Network, got {type(network).__name__}")
         self.loss = check_loss(loss)
@@ -49,13 +69,28 @@ class Trainer:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
+        self.clip_grad_norm = self._clip_arg(clip_grad_norm, "clip_grad_norm")
+        self.clip_grad_value = self._clip_arg(clip_grad_value, "clip_grad_value")
         self.network = network
         self.optimizer = optimizer
         dtype = network.dtype.name
         self._opt_core = optimizer._build(dtype)
         self._core = getattr(_core, f"Trainer_{dtype}")(network._core, self._opt_core, self.loss,
                                                        self.batch_size, self.shuffle, self.seed)
+        self._core.set_clipping(self.clip_grad_value or 0.0, self.clip_grad_norm or 0.0)
         self.epochs_done = 0
+        self.stop_training = False
+        self.history = History()
+        self._callbacks: list[Callback] = []
+
+    @staticmethod
+    def _clip_arg(value: Any, name: str) -> float | None:
+        if value is None:
+            return None
+        value = check_real(value, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+        return value
 
     def _data(self, X: Any, y: Any, name: str = "") -> tuple[np.ndarray, Any, Any]:
         net = self.network
@@ -63,20 +98,56 @@ class Trainer:
         values, labels = as_targets(y, self.loss, Xc.shape[0], net.out_features, net.dtype, name=f"{name}y")
         return Xc, values, labels
 
+    # ---- training --------------------------------------------------------
     def fit(self, X: Any, y: Any, epochs: int = 1, validation_data: tuple[Any, Any] | None = None,
-            verbose: int = 1) -> History:
-        """Train for `epochs` passes over (X, y); returns the History.
+            verbose: int = 1, callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
+            resume_from: str | os.PathLike | None = None, warn_gradients: bool = True) -> History:
+        """Train for `epochs` more epochs (with ``resume_from``: up to epoch `epochs`
+        in all, as Keras's ``initial_epoch``); return this fit's History.
 
         Parameters
         ----------
-        X: (n, in_features) array-like.
-        y: targets for the loss (see ``Network.loss_and_gradients``).
-        epochs: number of passes.
-        validation_data: (X_val, y_val) evaluated after every epoch.
-        verbose: 0 silent, 1 a line per epoch (with a live batch counter in a terminal).
+        X, y: training data; targets as for ``Network.loss_and_gradients``.
+        epochs: epochs to run; after ``resume_from``, the total to reach, so
+            the same call continues an interrupted run to the same end.
+        validation_data: (X_val, y_val), evaluated after every epoch ("val_loss",
+            "val_accuracy").
+        validation_split: alternatively, hold out this last fraction of (X, y)
+            (taken before shuffling, as Keras does).
+        verbose: 0 silent; 1 a progress bar per epoch in a terminal, else one
+            line per epoch; 2 one line per epoch.
+        callbacks: Callback objects (EarlyStopping, ModelCheckpoint, CSVLogger,
+            learning-rate schedules, ...).
+        resume_from: a checkpoint written by ``save_checkpoint`` or
+            ModelCheckpoint: weights, optimizer state, epoch, RNG state and
+            callback state are restored, and training continues exactly as an
+            uninterrupted run would (bit for bit).
+        warn_gradients: warn (GradientWarning, once per fit) when a layer's
+            mean gradient norm falls below 1e-5 times the largest layer's
+            (vanishing) or exceeds 1e4, or one step changes its weights by
+            more than 100% (exploding).
+
+        The per-epoch History holds loss, accuracy (except for mse), the
+        validation metrics, lr, time, and per layer k ``grad_norm/k`` (mean
+        gradient L2 norm) and ``update_ratio/k`` (||step|| / ||weights|| of
+        the epoch's last step).
+
+        A non-finite loss or gradient raises ``NonFiniteError`` naming the
+        epoch, batch and layer; the network keeps its last finite weights and
+        the exception carries ``.history``. Ctrl-C stops at the next batch
+        boundary with the network consistent and returns the History so far.
         """
         epochs = check_int(epochs, "epochs", 0)
         verbose = check_int(verbose, "verbose", 0)
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be backpropx Callback objects, got {cb!r}")
+        split = check_real(validation_split, "validation_split")
+        if not 0.0 <= split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {split}")
+        if split > 0 and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
         Xc, values, labels = self._data(X, y)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
@@ -85,35 +156,119 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, y_val)")
             val = self._data(*validation_data, name="validation ")
-        history = History()
-        live = verbose > 0 and sys.stdout.isatty()
-        for _ in range(epochs):
-            epoch = self.epochs_done + 1
-            start = time.perf_counter()
-            callback = None
-            if live:
-                def callback(batch: int, batches: int, samples: int, loss: float, _e: int = epoch) -> None:
-                    print(f"\repoch {_e}: batch {batch}/{batches} - loss {loss:.4f}", end="", flush=True)
-            every = max(1, math.ceil(Xc.shape[0] / self.batch_size) // 50)
-            stats = self._core.train_epoch(Xc, values, labels, callback, every)
-            metrics = {"loss": stats["loss"]}
-            if not math.isnan(stats["accuracy"]):
-                metrics["accuracy"] = stats["accuracy"]
-            if val is not None:
-                for key, value in self._evaluate(*val).items():
-                    metrics[f"val_{key}"] = value
-            elapsed = time.perf_counter() - start
-            metrics["lr"] = self.optimizer.lr
-            metrics["time"] = elapsed
-            self.epochs_done = epoch
-            history._record(epoch, metrics)
-            if verbose > 0:
-                shown = " - ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("lr", "time"))
-                rate = stats["samples"] / elapsed if elapsed > 0 else float("inf")
-                print(f"{chr(13) if live else ''}epoch {epoch} - {shown} - {elapsed:.2f}s "
-                      f"({rate:,.0f} samples/s)", flush=True)
+        elif split > 0:
+            n_val = int(math.floor(Xc.shape[0] * split))
+            if n_val < 1 or n_val >= Xc.shape[0]:
+                raise ValueError(f"validation_split={split} leaves {n_val} validation samples of {Xc.shape[0]}")
+            cut = Xc.shape[0] - n_val
+            tgt = values if values is not None else labels
+            val = (Xc[cut:], None if values is None else values[cut:], None if labels is None else labels[cut:])
+            Xc, tgt = Xc[:cut], tgt[:cut]
+            values, labels = (tgt, None) if values is not None else (None, tgt)
+        if resume_from is not None:
+            self.load_checkpoint(resume_from, callbacks)
+            target = epochs
+        else:
+            target = self.epochs_done + epochs
+
+        for cb in callbacks:
+            cb.set_trainer(self)
+        self._callbacks = callbacks
+        self.stop_training = False
+        history = self.history if resume_from is not None else History()
+        self.history = history
+        progress = Progress(verbose, target)
+        warned: set[str] = set()
+        batches = math.ceil(Xc.shape[0] / self.batch_size)
+        every = max(1, batches // 50)
+        for cb in callbacks:
+            cb.on_train_begin({})
+        try:
+            while self.epochs_done < target and not self.stop_training:
+                epoch = self.epochs_done + 1
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, {})
+                start = time.perf_counter()
+                progress.start_epoch(epoch, Xc.shape[0])
+                stats = self._run_epoch(Xc, values, labels, epoch, every, progress, history)
+                metrics = self._metrics(stats, val)
+                metrics["lr"] = self.optimizer.lr
+                metrics["time"] = time.perf_counter() - start
+                self.epochs_done = epoch
+                history._record(epoch, metrics)
+                progress.end_epoch(epoch, metrics, stats["samples"], metrics["time"])
+                if warn_gradients:
+                    self._check_gradients(stats, epoch, warned)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, metrics)
+        except KeyboardInterrupt:
+            progress.close()
+            history.interrupted = True
+            if verbose:
+                print(f"interrupted during epoch {self.epochs_done + 1}; the network holds the weights "
+                      "after the last completed batch", flush=True)
+        finally:
+            progress.close()
+        for cb in callbacks:
+            cb.on_train_end({})
         return history
 
+    def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, epoch: int, every: int,
+                   progress: Progress, history: History) -> dict[str, Any]:
+        batch_callbacks = [cb for cb in self._callbacks if cb.every > 0]
+
+        def on_batches(batch: int, batches: int, samples: int, loss: float) -> None:
+            progress.batch(samples, loss)
+            for cb in batch_callbacks:
+                if batch % cb.every == 0 or batch == batches:
+                    cb.on_batch_end(batch, {"batch": batch, "batches": batches, "samples": samples,
+                                            "loss": loss})
+
+        step = every if not batch_callbacks else math.gcd(every, *(cb.every for cb in batch_callbacks))
+        try:
+            return self._core.train_epoch(Xc, values, labels, on_batches, step)
+        except _core.NonFiniteError as exc:
+            err = _core.NonFiniteError(f"training stopped in epoch {epoch}: {exc}. The network keeps its "
+                                       "last finite weights; try a lower learning rate, gradient clipping "
+                                       "(clip_grad_norm=) or scaling the inputs")
+            err.history = history
+            err.epoch = epoch
+            raise err from None
+
+    def _metrics(self, stats: dict[str, Any], val: Any) -> dict[str, Any]:
+        metrics: dict[str, Any] = {"loss": stats["loss"]}
+        if not math.isnan(stats["accuracy"]):
+            metrics["accuracy"] = stats["accuracy"]
+        if val is not None:
+            for key, value in self._evaluate(*val).items():
+                metrics[f"val_{key}"] = value
+        for k, (norm, ratio) in enumerate(zip(stats["grad_norm"], stats["update_ratio"])):
+            if not math.isnan(norm):
+                metrics[f"grad_norm/{k}"] = norm
+                metrics[f"update_ratio/{k}"] = ratio
+        return metrics
+
+    def _check_gradients(self, stats: dict[str, Any], epoch: int, warned: set[str]) -> None:
+        norms = {k: n for k, n in enumerate(stats["grad_norm"]) if not math.isnan(n)}
+        if not norms:
+            return
+        largest = max(norms.values())
+        for k, norm in norms.items():
+            ratio = stats["update_ratio"][k]
+            layer = f"layer {k} ({self.network.layers[k]!r})"
+            if "explode" not in warned and (norm > EXPLODING_NORM or (math.isfinite(ratio) and ratio > EXPLODING_UPDATE)):
+                warned.add("explode")
+                warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
+                              f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
+                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=4)
+            if "vanish" not in warned and len(norms) > 1 and largest > 0 and norm < VANISHING_RATIO * largest:
+                warned.add("vanish")
+                warnings.warn(f"epoch {epoch}: gradients of {layer} are vanishing (mean norm {norm:.3g}, "
+                              f"{norm / largest:.2g} of the largest layer's). Try relu-like activations "
+                              "with init='he', fewer layers, or a higher learning rate.",
+                              GradientWarning, stacklevel=4)
+
+    # ---- evaluation ------------------------------------------------------
     def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any) -> dict[str, float]:
         loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss)
         out = {"loss": float(loss)}
@@ -124,6 +279,20 @@ class Trainer:
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """Mean loss (and accuracy, except for mse) of the network on (X, y)."""
         return self._evaluate(*self._data(X, y))
+
+    # ---- checkpoints -----------------------------------------------------
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Atomically write weights, optimizer state, epoch, RNG and callback state."""
+        from .checkpoint import save_checkpoint
+
+        save_checkpoint(self, path)
+
+    def load_checkpoint(self, path: str | os.PathLike, callbacks: Sequence[Callback] = ()) -> None:
+        """Restore a checkpoint into this trainer (same architecture, dtype, loss,
+        optimizer kind and batch size); the file is checked before anything changes."""
+        from .checkpoint import load_checkpoint
+
+        load_checkpoint(self, path, list(callbacks))
 
     def __repr__(self) -> str:
         return (f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "
