@@ -105,7 +105,7 @@ template <class T>
 const T* Network<T>::loss_input(Loss loss, const Workspace<T>& ws) const {
   const std::size_t last = layers_.size() - 1;
   const T* out = ws.acts[last].data();
-  if (loss != Loss::cross_entropy) return out;
+  if (loss != Loss::cross_entropy || layers_[last]->activation() != Activation::softmax) return out;
   const T* cache = ws.caches[last].empty() ? nullptr : ws.caches[last].data();
   return layers_[last]->preactivation(out, cache);
 }
