@@ -48,10 +48,13 @@ def as_features(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np
         raise ValueError(f"{name} must be 2-dimensional (samples, features), got shape {arr.shape}{hint}")
     if arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {n_features}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # a finite value too large for float32 is reported below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(out).all():
-        bad = np.argwhere(~np.isfinite(out))[0]
-        raise ValueError(f"{name} contains a non-finite value ({out[tuple(bad)]}) at index {tuple(int(i) for i in bad)}")
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        if np.isfinite(arr[bad]):
+            raise ValueError(f"{name} holds a value ({arr[bad]}) at index {bad} too large for {np.dtype(dtype).name}")
+        raise ValueError(f"{name} contains a non-finite value ({out[bad]}) at index {bad}")
     return out
 
 
@@ -88,8 +91,11 @@ def as_targets(y: Any, loss: str, n: int, n_outputs: int, dtype: np.dtype, name:
     if arr.shape[1] != n_outputs:
         raise ValueError(f"{name} has shape {arr.shape}, but the network has {n_outputs} outputs: "
                          f"expected ({n}, {n_outputs})")
-    values = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):
+        values = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(values).all():
+        if np.isfinite(arr).all():
+            raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains non-finite values")
     if loss in ("binary_cross_entropy", "cross_entropy") and ((values < 0).any() or (values > 1).any()):
         raise ValueError(f"{name} must lie in [0, 1] for {loss}")

@@ -189,8 +189,13 @@ class Network:
                 raise ValueError(f"state_dict[{key!r}] has shape {arr.shape}, expected {shape}")
             if not np.isfinite(arr).all():
                 raise ValueError(f"state_dict[{key!r}] contains non-finite values")
+            with np.errstate(over="ignore"):  # checked on the next line, with a clearer message
+                cast = arr.astype(self._dtype)
+            if not np.isfinite(cast).all():
+                raise ValueError(f"state_dict[{key!r}] holds values too large for {self._dtype.name} "
+                                 f"(largest magnitude {np.max(np.abs(arr)):g})")
             offset = self._core.tensors()[i][3]
-            flat[offset:offset + arr.size] = arr.reshape(-1)
+            flat[offset:offset + arr.size] = cast.reshape(-1)
         self._core.assign_params(flat)
 
     def save(self, path: str | os.PathLike) -> None:
