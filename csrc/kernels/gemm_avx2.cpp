@@ -34,6 +34,11 @@ struct VecF32 {
   static void store(T* p, reg v) { _mm256_storeu_ps(p, v); }
   static void store(T* p, reg v, mask m) { _mm256_maskstore_ps(p, m, v); }
   static mask first(std::size_t n) { return lanes_below(n, 8); }
+  static T sum(reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+  }
 };
 
 struct VecF64 {
@@ -50,12 +55,18 @@ struct VecF64 {
   static void store(T* p, reg v) { _mm256_storeu_pd(p, v); }
   static void store(T* p, reg v, mask m) { _mm256_maskstore_pd(p, m, v); }
   static mask first(std::size_t n) { return lanes_below(n, 4); }
+  static T sum(reg v) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
 };
 
-template <class V, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
+template <class Vec, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
 struct Kern {
+  using V = Vec;
   using T = typename V::T;
   static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
+  static constexpr std::size_t DR = 2, DC = 5;  // skinny tiles of gemm_dot.hpp
   static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
                   const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
                   std::size_t n, T alpha, T beta) {

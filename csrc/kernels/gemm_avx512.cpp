@@ -27,6 +27,13 @@ struct VecF32 {
   static void store(T* p, reg v) { _mm512_storeu_ps(p, v); }
   static void store(T* p, reg v, mask m) { _mm512_mask_storeu_ps(p, m, v); }
   static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  static T sum(reg v) {  // halves, quarters, ... (no extract: GCC 12 warns inside it)
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                                   _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xEE)));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+  }
 };
 
 struct VecF64 {
@@ -43,12 +50,20 @@ struct VecF64 {
   static void store(T* p, reg v) { _mm512_storeu_pd(p, v); }
   static void store(T* p, reg v, mask m) { _mm512_mask_storeu_pd(p, m, v); }
   static mask first(std::size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  static T sum(reg v) {
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v),
+                                    _mm512_castpd512_pd256(_mm512_shuffle_f64x2(v, v, 0xEE)));
+    const __m128d q = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
+  }
 };
 
-template <class V, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
+template <class Vec, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
 struct Kern {
+  using V = Vec;
   using T = typename V::T;
   static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
+  static constexpr std::size_t DR = 4, DC = 5;  // skinny tiles of gemm_dot.hpp
   static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
                   const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
                   std::size_t n, T alpha, T beta) {

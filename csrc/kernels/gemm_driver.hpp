@@ -5,7 +5,9 @@
 //     using T = float;                 // element type
 //     static constexpr size_t MR, NR;  // register tile: MR rows x NR columns of C
 //     static constexpr size_t KC;      // depth of one rank-KC update (B micro-panel in L1)
-//     static constexpr size_t MC;      // rows of a compute task (A block in L2)
+//     static constexpr size_t MC, NT;  // rows, columns of a compute task (A block in L2)
+//     using V;                         // vector type (gemm_microkernel.hpp)
+//     static constexpr size_t DR, DC;  // tile of the skinny path (gemm_dot.hpp)
 //     // C (m, n) = alpha * sum_k a(i, k) b(k, j) + beta * C, m <= MR, n <= NR, k < kc,
 //     // where b(k, j) = b[k * ldb + j] and a(i, k) is
 //     //   packed: a[k * MR + i]          (zero-padded rows beyond m)
@@ -27,8 +29,10 @@
 #pragma once
 
 #include <cstddef>
+#include <thread>
 
 #include "backpropx/parallel.hpp"
+#include "kernels/gemm_dot.hpp"
 #include "kernels/gemm_interleave.hpp"
 #include "kernels/gemm_isa.hpp"
 
@@ -45,6 +49,8 @@ inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 constexpr size_t kMaxMB = 1024;
 constexpr size_t kMaxNB = 2048;
 constexpr size_t kMaxKB = 1024;
+// Products X . W^T with at most this many columns take the dot-product path.
+constexpr size_t kDotMaxN = 16;
 // Below this many multiply-adds a product runs on the calling thread.
 constexpr double kThreadMinFlops = 96.0 * 96.0 * 96.0;
 
@@ -103,6 +109,25 @@ void pack_b_panel(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n, siz
   interleave<NR>(B + j0 * ldb + k0, ldb, n, kb, dst);
 }
 
+enum PanelState : int { kUnpacked = 0, kPacking = 1, kPacked = 2 };
+
+// Runs pack() if no other thread has claimed the panel, else waits until the
+// claiming thread has finished it.
+template <class Pack>
+void ensure_packed(int* state, Pack&& pack) {
+  if (__atomic_load_n(state, __ATOMIC_ACQUIRE) == kPacked) return;
+  int expected = kUnpacked;
+  if (__atomic_compare_exchange_n(state, &expected, kPacking, false, __ATOMIC_ACQ_REL,
+                                  __ATOMIC_ACQUIRE)) {
+    pack();
+    __atomic_store_n(state, kPacked, __ATOMIC_RELEASE);
+    return;
+  }
+  for (unsigned spin = 0; __atomic_load_n(state, __ATOMIC_ACQUIRE) != kPacked; ++spin) {
+    if (spin > 64) std::this_thread::yield();  // the packer may have lost its core
+  }
+}
+
 // C (M, N) = alpha op(A) op(B) + beta C with C (i, j) at C[i * ldc + j], or at
 // C[j * ldc + i] when c_trans. M, N, K > 0.
 template <class Kern>
@@ -125,36 +150,24 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
   const size_t KB = min_sz(K, kMaxKB);
   const size_t NB = min_sz(N, kMaxNB);
   const size_t MB = min_sz(M, kMaxMB);
-  T* a_buf = pack_a ? static_cast<T*>(packing_buffer(0, round_up(MB, MR) * KB * sizeof(T)))
+  const size_t max_a_panels = (MB + MR - 1) / MR, max_b_panels = (NB + NR - 1) / NR;
+  T* a_buf = pack_a ? static_cast<T*>(packing_buffer(0, max_a_panels * MR * KB * sizeof(T)))
                     : nullptr;
-  T* b_buf = pack_b ? static_cast<T*>(packing_buffer(1, round_up(NB, NR) * KB * sizeof(T)))
+  T* b_buf = pack_b ? static_cast<T*>(packing_buffer(1, max_b_panels * NR * KB * sizeof(T)))
                     : nullptr;
+  // Panel states (kUnpacked, kPacking, kPacked): A panels, then B panels.
+  int* a_state = static_cast<int*>(packing_buffer(2, (max_a_panels + max_b_panels) * sizeof(int)));
+  int* b_state = a_state + max_a_panels;
 
   for (size_t k0 = 0; k0 < K; k0 += KB) {
     const size_t kb = min_sz(KB, K - k0);
     const T beta_k = k0 == 0 ? beta : T(1);
     for (size_t j0 = 0; j0 < N; j0 += NB) {
       const size_t nb = min_sz(NB, N - j0);
-      const size_t b_panels = (nb + NR - 1) / NR;
-      if (pack_b) {
-        auto pack = [&](size_t q) {
-          pack_b_panel<Kern>(trans_b, B, ldb, j0 + q * NR, min_sz(NR, nb - q * NR), k0, kb,
-                             b_buf + q * NR * kb);
-        };
-        if (threads > 1) parallel_for(b_panels, pack);
-        else for (size_t q = 0; q < b_panels; ++q) pack(q);
-      }
+      for (size_t q = 0; q < max_b_panels; ++q) b_state[q] = kUnpacked;
       for (size_t i0 = 0; i0 < M; i0 += MB) {
         const size_t mb = min_sz(MB, M - i0);
-        const size_t a_panels = (mb + MR - 1) / MR;
-        if (pack_a) {
-          auto pack = [&](size_t p) {
-            pack_a_panel<Kern>(trans_a, A, lda, i0 + p * MR, min_sz(MR, mb - p * MR), k0, kb,
-                               a_buf + p * MR * kb);
-          };
-          if (threads > 1) parallel_for(a_panels, pack);
-          else for (size_t p = 0; p < a_panels; ++p) pack(p);
-        }
+        for (size_t p = 0; p < max_a_panels; ++p) a_state[p] = kUnpacked;
 
         // Tasks: MT x NT tiles of C (multiples of MR x NR on a fixed grid),
         // made smaller until every thread has a few.
@@ -174,6 +187,20 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
         auto task = [&](size_t t) {
           const size_t ti0 = (t / tiles_n) * mt, ti1 = min_sz(mb, ti0 + mt);
           const size_t tj0 = (t % tiles_n) * nt, tj1 = min_sz(nb, tj0 + nt);
+          // Panels are packed by the first task that needs them, inside this
+          // one parallel region: no barrier between packing and computing.
+          if (pack_a)
+            for (size_t p = ti0 / MR; p * MR < ti1; ++p)
+              ensure_packed(&a_state[p], [&] {
+                pack_a_panel<Kern>(trans_a, A, lda, i0 + p * MR, min_sz(MR, mb - p * MR), k0, kb,
+                                   a_buf + p * MR * kb);
+              });
+          if (pack_b)
+            for (size_t q = tj0 / NR; q * NR < tj1; ++q)
+              ensure_packed(&b_state[q], [&] {
+                pack_b_panel<Kern>(trans_b, B, ldb, j0 + q * NR, min_sz(NR, nb - q * NR), k0, kb,
+                                   b_buf + q * NR * kb);
+              });
           for (size_t p0 = 0; p0 < kb; p0 += KC) {
             const size_t kc = min_sz(KC, kb - p0);
             const T beta_p = p0 == 0 ? beta_k : T(1);
@@ -213,7 +240,8 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
 }
 
 // The path's entry point. A product with few columns (the 10 classes of a
-// last layer) wastes most of an NR-wide tile, so it runs as the transposed
+// last layer) wastes most of an NR-wide tile: the forward product X . W^T
+// runs as dot products along k (gemm_dot.hpp), the others as the transposed
 // product C^T (N, M) = op(B)^T op(A)^T, whose N rows fill MR-row tiles.
 template <class Kern>
 void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typename Kern::T alpha,
@@ -224,7 +252,11 @@ void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typen
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (2 * N <= Kern::NR && M > N) {
+  if (!trans_a && trans_b && N <= kDotMaxN && K >= Kern::V::W) {
+    const bool threaded = double(M) * double(N) * double(K) >= kThreadMinFlops;
+    gemm_dot<typename Kern::V, Kern::DR, Kern::DC>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                                   threaded);
+  } else if (2 * N <= Kern::NR && M > N) {
     gemm_blocked<Kern>(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
   } else {
     gemm_blocked<Kern>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);

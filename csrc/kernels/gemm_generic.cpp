@@ -37,6 +37,11 @@ struct Vec16 {
     for (std::size_t l = 0; l < n; ++l) p[l] = v[l];
   }
   static mask first(std::size_t n) { return n; }
+  static T sum(reg v) {
+    T s = v[0];
+    for (std::size_t l = 1; l < W; ++l) s += v[l];
+    return s;
+  }
 };
 
 template <class Elem>
@@ -44,6 +49,7 @@ struct Kern {
   using T = Elem;
   using V = Vec16<T>;
   static constexpr std::size_t MR = 4, NR = 2 * V::W, KC = 256, MC = 128, NT = 256;
+  static constexpr std::size_t DR = 2, DC = 4;  // skinny tiles of gemm_dot.hpp
   static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
                   const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
                   std::size_t n, T alpha, T beta) {

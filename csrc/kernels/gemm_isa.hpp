@@ -7,8 +7,8 @@
 namespace bpx::kernels {
 
 // A 64-byte aligned scratch buffer of at least `bytes`, owned by the calling
-// thread and reused across calls (it only grows). `slot` 0 holds packed A,
-// 1 packed B. Throws std::bad_alloc.
+// thread and reused across calls (it only grows). Slot 0 holds packed A,
+// 1 packed B, 2 the panel states. Throws std::bad_alloc.
 void* packing_buffer(int slot, std::size_t bytes);
 
 #define BPX_DECLARE_GEMM_PATH(name)                                                          \
