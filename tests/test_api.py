@@ -239,6 +239,23 @@ def _w1_training(threads):
     return net, history, net.predict(X / 16)
 
 
+def test_thread_count_does_not_change_gradients(restore_threads):
+    """A large batch: the weight gradient sums over 5000 rows, which threads
+    must not split into a thread-dependent summation order."""
+    rng = np.random.default_rng(2)
+    net = bx.Network([bx.Dense(30, 70, activation="relu"), bx.Dense(70, 10, activation="softmax")], seed=2)
+    X, y = rng.standard_normal((5000, 30)), rng.integers(0, 10, 5000)
+    results = []
+    for threads in (1, 2):
+        bx.set_num_threads(threads)
+        results.append((net.predict(X), *net.loss_and_gradients(X, y)))
+    (out1, loss1, g1), (out2, loss2, g2) = results
+    np.testing.assert_array_equal(out1, out2)
+    assert loss1 == loss2
+    for key in g1:
+        np.testing.assert_array_equal(g1[key], g2[key])
+
+
 def test_thread_count_does_not_change_bits(restore_threads):
     one, h1, out1 = _w1_training(1)
     two, h2, out2 = _w1_training(2)
@@ -302,6 +319,18 @@ def test_evaluate(loss, kind, last):
         assert result["accuracy"] == np.mean(out.argmax(axis=1) == want)
     else:
         assert result["accuracy"] == pytest.approx(np.mean((out > 0.5) == (y > 0.5)), rel=1e-12)
+
+
+def test_evaluate_large_data_set_in_chunks():
+    """evaluate and predict work in chunks of rows; the mean loss over
+    9000 rows still equals the reference's."""
+    rng = np.random.default_rng(4)
+    net = small_net(seed=4)
+    X, y = rng.standard_normal((9000, 6)), rng.integers(0, 3, 9000)
+    result = bx.Trainer(net).evaluate(X, y)
+    layers = ref_layers(net)
+    assert_close(result["loss"], ref.loss_value(layers, X, y, "cross_entropy"), 1e-10, "loss")
+    assert result["accuracy"] == np.mean(ref.network_forward(layers, X)[-1][0].argmax(axis=1) == y)
 
 
 # ---- frozen layers ---------------------------------------------------------------

@@ -79,7 +79,7 @@ def _setup(problem: str, seed: int, n: int):
 def _reference_epoch(layers, params, opt, loss, X, y, batch_size):
     """One epoch of the reference on consecutive slices; returns the mean loss."""
     total = 0.0
-    for start in range(0, X.shape[0], batch_size):
+    for start in range(0, X.shape[0], batch_size):  # a batch_size above n gives one batch of n
         xb, yb = X[start:start + batch_size], y[start:start + batch_size]
         value, grads = ref.loss_and_gradients(layers, xb, yb, loss)
         opt.step(params, grads)
@@ -95,15 +95,16 @@ def _compare(net, params, what):
 
 
 @pytest.mark.parametrize("opt_name,make_bx,make_ref", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
-@pytest.mark.parametrize("problem,batch_size", [("mse", 10), ("ce-labels", 30), ("ce-probs", 8), ("bce", 7)])
+@pytest.mark.parametrize("problem,batch_size", [("mse", 10), ("ce-labels", 30), ("ce-probs", 8), ("bce", 7),
+                                                ("mse", 64)])
 def test_trajectory(problem, batch_size, opt_name, make_bx, make_ref):
-    n = 30  # batch 30: full batch; 10: three equal; 8 and 7: a partial last batch
+    n = 30  # batch 30 or 64: full batch; 10: three equal; 8 and 7: a partial last batch
     net, loss, X, y = _setup(problem, seed=len(opt_name) + batch_size, n=n)
     layers = ref_layers(net)
     params = ref_params(layers)
     trainer = bx.Trainer(net, loss=loss, optimizer=make_bx(), batch_size=batch_size, shuffle=False)
     opt = make_ref()
-    epochs = 4 if batch_size < n else 12  # 5..20 steps in all
+    epochs = 4 if batch_size < n else 12  # 12..20 steps in all
     start = net.state_dict()
     for epoch in range(epochs):
         history = trainer.fit(X, y, epochs=1, verbose=0)
