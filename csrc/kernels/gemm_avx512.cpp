@@ -7,6 +7,13 @@
 #if defined(__AVX512F__) && defined(__FMA__)
 #include <immintrin.h>
 
+// GCC 12's AVX-512 headers seed some intrinsics with an "undefined" vector and
+// then warn about it once inlined (GCC bug 105593); the code is correct.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include "kernels/gemm_driver.hpp"
 #include "kernels/gemm_microkernel.hpp"
 
