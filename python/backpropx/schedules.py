@@ -20,6 +20,12 @@ class LRSchedule(Callback):
         assert self.trainer is not None
         if not hasattr(self, "base_lr"):
             self.base_lr = self.trainer.optimizer.lr
+        elif getattr(self, "_resumed", False):
+            # After resume_from: the checkpoint's rate may predate this epoch's
+            # schedule step (a ModelCheckpoint listed before the schedule), so
+            # set the rate of the next epoch from the epochs done.
+            self.trainer.optimizer.lr = self.lr_at(self.trainer.epochs_done)
+        self._resumed = False
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         assert self.trainer is not None
@@ -34,6 +40,7 @@ class LRSchedule(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("base_lr") is not None:
             self.base_lr = float(state["base_lr"])
+            self._resumed = True
 
 
 class StepLR(LRSchedule):
