@@ -83,8 +83,9 @@ class Monitor:
 
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than `min_delta` for
-    `patience` epochs. With ``restore_best_weights`` the network ends with the
-    weights of its best epoch."""
+    `patience` epochs (after the `patience`-th epoch without improvement; 0
+    and 1 both stop at the first, as in Keras). With ``restore_best_weights``
+    the network ends with the weights of its best epoch."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:
@@ -109,7 +110,7 @@ class EarlyStopping(Callback):
                 self.best_weights = self.trainer.network.state_dict()
             return
         self.wait += 1
-        if self.wait > self.patience and self.trainer is not None:
+        if self.wait >= self.patience and self.trainer is not None:  # Keras's and Lightning's count
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
 
