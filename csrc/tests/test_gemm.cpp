@@ -121,7 +121,7 @@ const Shape kShapes[] = {
     {1, 1, 1},     {7, 13, 17},  {2, 3, 5},      {11, 29, 31},  {500, 3, 20},  {3, 500, 20},
     {1, 300, 64},  {300, 1, 64}, {13, 35, 1},    {12, 32, 256}, {24, 64, 257}, {25, 65, 255},
     {49, 97, 33},  {128, 10, 256}, {10, 256, 128}, {128, 256, 10}, {300, 200, 150},
-    {37, 45, 1300}, {5, 2100, 9}, {97, 2060, 11},
+    {37, 45, 1300}, {5, 2100, 9}, {97, 2060, 11}, {33, 16, 37}, {29, 17, 45}, {70, 5, 1030},
 };
 
 template <class T>
@@ -156,7 +156,8 @@ void check_path(const char* isa, std::mt19937& rng) {
 // The same product with 1 and 2 threads must give the same bits.
 template <class T>
 void check_threads(const char* isa, std::mt19937& rng) {
-  const Shape shapes[] = {{300, 200, 150}, {256, 256, 1100}, {130, 2100, 40}, {1030, 70, 64}};
+  const Shape shapes[] = {{300, 200, 150}, {256, 256, 1100}, {130, 2100, 40}, {1030, 70, 64},
+                          {4000, 10, 64}};
   const Trans ts[] = {Trans::N, Trans::T};
   const int saved = bpx::get_num_threads();
   for (const Shape& s : shapes)
