@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "backpropx/parallel.hpp"
 
@@ -66,9 +68,12 @@ double get(const OptimizerConfig& c, const std::string& key, double fallback) {
 void check(bool ok, const std::string& what, double value) {
   // Same wording as torch.optim: "Invalid learning rate: -1"
   if (!ok) {
-    std::string v = std::to_string(value);
-    v.erase(v.find_last_not_of('0') + 1);
-    if (!v.empty() && v.back() == '.') v.pop_back();
+    // The shortest form that reads back as the same double, like Python's repr.
+    char v[32];
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::snprintf(v, sizeof v, "%.*g", digits, value);
+      if (std::strtod(v, nullptr) == value) break;
+    }
     throw std::invalid_argument("Invalid " + what + ": " + v);
   }
 }

@@ -28,7 +28,6 @@ class GradientWarning(UserWarning):
 # averaged over an epoch's batches.
 VANISHING_RATIO = 1e-5    # a layer's norm below this times the largest layer's
 EXPLODING_NORM = 1e4      # a layer's norm above this
-EXPLODING_UPDATE = 1.0    # one step changing a layer's weights by more than 100%
 
 
 class Trainer:
@@ -124,8 +123,7 @@ class Trainer:
             uninterrupted run would (bit for bit).
         warn_gradients: warn (GradientWarning, once per fit) when a layer's
             mean gradient norm falls below 1e-5 times the largest layer's
-            (vanishing) or exceeds 1e4, or one step changes its weights by
-            more than 100% (exploding).
+            (vanishing) or exceeds 1e4 (exploding).
 
         The per-epoch History holds loss, accuracy (except for mse), the
         validation metrics, lr, time, and per layer k ``grad_norm/k`` (mean
@@ -256,7 +254,7 @@ class Trainer:
         for k, norm in norms.items():
             ratio = stats["update_ratio"][k]
             layer = f"layer {k} ({self.network.layers[k]!r})"
-            if "explode" not in warned and (norm > EXPLODING_NORM or (math.isfinite(ratio) and ratio > EXPLODING_UPDATE)):
+            if "explode" not in warned and norm > EXPLODING_NORM:
                 warned.add("explode")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
                               f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
