@@ -80,6 +80,10 @@ def load_checkpoint(trainer: Trainer, path: str | os.PathLike, callbacks: list[C
     if rng is None or rng.dtype != np.uint64 or rng.shape != (4,) or not rng.any():
         raise ValueError("checkpoint has no valid generator state")
     opt = trainer._opt_core
+    extra = sorted(k for k in tensors if k.startswith("optimizer.") and k[len("optimizer."):] not in opt.state_names())
+    if extra:
+        raise ValueError(f"checkpoint holds optimizer state {extra} that this trainer's "
+                         f"{trainer.optimizer!r} does not keep (other settings, e.g. momentum or amsgrad)")
     state = []
     for name in opt.state_names():
         buf = tensors.get(f"optimizer.{name}")
