@@ -24,11 +24,10 @@ namespace {
 
 // C (m, n) = alpha * A (m, kc) . B (kc, n) + beta * C; see gemm_driver.hpp for
 // the layouts of a and b. kPacked: a[k * MR + i], else a[i * rs + k * cs].
-template <class V, std::size_t MR, bool kPacked, bool kFullN>
+template <class V, std::size_t MR, bool kPacked, bool kFullN, bool kTransC>
 inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
                        const typename V::T* b, std::size_t ldb, typename V::T* c, std::size_t ldc,
-                       bool c_trans, std::size_t m, std::size_t n, typename V::T alpha,
-                       typename V::T beta) {
+                       std::size_t m, std::size_t n, typename V::T alpha, typename V::T beta) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr std::size_t W = V::W;
@@ -78,7 +77,7 @@ inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, s
   alignas(64) T tile[MR * 2 * W];
   T* out = c;
   std::size_t ld_out = ldc;
-  if (c_trans) {
+  if (kTransC) {
     out = tile;
     ld_out = 2 * W;
     for (std::size_t i = 0; i < MR * 2 * W; ++i) tile[i] = T(0);
@@ -107,25 +106,33 @@ inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, s
       V::store(row + W, r1, m1);
     }
   }
-  if (c_trans)
+  if (kTransC)
     for (std::size_t j = 0; j < n; ++j)
       for (std::size_t i = 0; i < m; ++i) c[j * ldc + i] = tile[i * 2 * W + j];
 }
 
-// The `Kern::run` of gemm_driver.hpp for a vector type V and MR rows.
+// The `Kern::run` of gemm_driver.hpp for a vector type V and MR rows. Every
+// flag is a template parameter: a runtime one in the same function costs the
+// k loop registers (GCC then spills an accumulator).
 template <class V, std::size_t MR>
 void micro_run(std::size_t kc, const typename V::T* a, std::size_t rs, std::size_t cs,
                bool packed, const typename V::T* b, std::size_t ldb, typename V::T* c,
                std::size_t ldc, bool c_trans, std::size_t m, std::size_t n, typename V::T alpha,
                typename V::T beta) {
   const bool full = n == 2 * V::W;
-  if (packed) {
-    if (full) micro_tile<V, MR, true, true>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
-    else micro_tile<V, MR, true, false>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
+#define BPX_TILE(P, F, TC) \
+  micro_tile<V, MR, P, F, TC>(kc, a, rs, cs, b, ldb, c, ldc, m, n, alpha, beta)
+  if (c_trans) {  // the skinny path: masked loads suffice
+    if (packed) BPX_TILE(true, false, true);
+    else BPX_TILE(false, false, true);
+  } else if (packed) {
+    if (full) BPX_TILE(true, true, false);
+    else BPX_TILE(true, false, false);
   } else {
-    if (full) micro_tile<V, MR, false, true>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
-    else micro_tile<V, MR, false, false>(kc, a, rs, cs, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
+    if (full) BPX_TILE(false, true, false);
+    else BPX_TILE(false, false, false);
   }
+#undef BPX_TILE
 }
 
 }  // namespace
