@@ -1,8 +1,9 @@
 """Saving and loading networks in the safetensors format.
 
 The file holds one tensor per parameter ("{k}.weight", "{k}.bias") and, in
-the header metadata, the format version, dtype and layer list as JSON. No
-pickle: loading runs no code from the file. Files are treated as untrusted:
+the header metadata, the format version, dtype and layer list as JSON, plus
+any caller-supplied string pairs (``extra_metadata``, stored as "extra.{key}").
+No pickle: loading runs no code from the file. Files are treated as untrusted:
 safetensors bounds and checks the header and offsets, and we check that the
 architecture, dtypes, shapes and values agree before building anything.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -58,11 +60,51 @@ def network_metadata(network: Any) -> dict[str, str]:
             "seed": str(network.seed), "layers": json.dumps(layers)}
 
 
-def save_network(network: Any, path: str | os.PathLike) -> None:
+# Caller-supplied metadata lives in the header under this prefix, apart from
+# the keys backpropx itself writes (a checkpoint adds more of its own).
+EXTRA_PREFIX = "extra."
+
+
+def check_extra_metadata(extra: Any) -> dict[str, str]:
+    """`extra` as a plain dict of str -> str, or a TypeError naming the bad entry."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra_metadata must be a dict of str to str, got {type(extra).__name__}")
+    for key, value in extra.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"extra_metadata keys must be non-empty strings, got {key!r}")
+        if not isinstance(value, str):
+            raise TypeError(f"extra_metadata[{key!r}] must be a string (encode it, e.g. with json.dumps), "
+                            f"got {type(value).__name__}")
+    return dict(extra)
+
+
+def save_network(network: Any, path: str | os.PathLike, extra_metadata: Mapping[str, str] | None = None) -> None:
+    """Write `network` to a .safetensors file, atomically.
+
+    `extra_metadata` (str -> str) is stored in the header beside the
+    architecture and comes back from `read_extra_metadata` /
+    `load_network_with_metadata`; `load_network` ignores it.
+    """
     from safetensors.numpy import save
 
+    extra = check_extra_metadata(extra_metadata)
+    meta = network_metadata(network)
+    meta.update({EXTRA_PREFIX + key: value for key, value in extra.items()})
     tensors = {name: np.ascontiguousarray(p) for name, p in network.named_parameters()}
-    atomic_write(path, save(tensors, metadata=network_metadata(network)))
+    atomic_write(path, save(tensors, metadata=meta))
+
+
+def extra_from_metadata(meta: Mapping[str, str]) -> dict[str, str]:
+    return {key[len(EXTRA_PREFIX):]: value for key, value in meta.items()
+            if key.startswith(EXTRA_PREFIX) and isinstance(value, str)}
+
+
+def read_extra_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The `extra_metadata` a model file was saved with ({} if none)."""
+    meta, _tensors = read_checked(path)
+    return extra_from_metadata(meta)
 
 
 def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
@@ -114,9 +156,18 @@ def read_checked(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.
 
 
 def load_network(path: str | os.PathLike) -> Any:
+    return load_network_with_metadata(path)[0]
+
+
+def load_network_with_metadata(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
+    """The network in a model file and the `extra_metadata` it was saved with (one read)."""
+    meta, tensors = read_checked(path)
+    return _network_from(meta, tensors, path), extra_from_metadata(meta)
+
+
+def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: str | os.PathLike) -> Any:
     from .network import Network
 
-    meta, tensors = read_checked(path)
     dtype = meta.get("dtype")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"unsupported dtype {dtype!r} in {os.fspath(path)!r}")

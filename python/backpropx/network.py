@@ -198,11 +198,15 @@ class Network:
             flat[offset:offset + arr.size] = cast.reshape(-1)
         self._core.assign_params(flat)
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Save architecture, dtype and weights to a .safetensors file, atomically."""
+    def save(self, path: str | os.PathLike, *, extra_metadata: Mapping[str, str] | None = None) -> None:
+        """Save architecture, dtype and weights to a .safetensors file, atomically.
+
+        ``extra_metadata`` (str -> str) goes into the file's header; read it
+        back with ``backpropx.io.read_extra_metadata(path)``.
+        """
         from .io import save_network
 
-        save_network(self, path)
+        save_network(self, path, extra_metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
@@ -210,6 +214,28 @@ class Network:
         from .io import load_network
 
         return load_network(path)
+
+    # ---- exchange (backpropx.exchange) ------------------------------------
+    @classmethod
+    def from_torch(cls, module: Any, dtype: Any = None) -> Network:
+        """A Network with the weights of a ``torch.nn.Sequential`` of Linear layers
+        and supported activations (see ``backpropx.exchange.from_torch``)."""
+        from .exchange import from_torch
+
+        return from_torch(module, dtype=dtype)
+
+    def to_torch(self) -> Any:
+        """An equivalent ``torch.nn.Sequential`` (weights copied, same dtype, eval mode)."""
+        from .exchange import to_torch
+
+        return to_torch(self)
+
+    def to_onnx(self, path: str | os.PathLike, *, opset: int = 17) -> None:
+        """Write the inference graph to an ONNX file, atomically (needs ``onnx``;
+        see ``backpropx.exchange.to_onnx``)."""
+        from .exchange import to_onnx
+
+        to_onnx(self, path, opset=opset)
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self._layers)
