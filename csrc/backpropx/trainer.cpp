@@ -60,6 +60,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     batch_labels_.assign(bs, 0);
   }
   if (order_.size() != n) order_.resize(n);
+  before_step_.resize(net_.num_params());
   std::iota(order_.begin(), order_.end(), std::uint64_t{0});
   if (shuffle_) shuffle_indices(order_.data(), n, rng_);
 
@@ -88,7 +89,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     const double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
-                           " at batch " + std::to_string(b) + ", first seen in " +
+                           " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
     // Per-layer gradient norms (before clipping), summed in a fixed order.
     double total_sq = 0;
@@ -102,10 +103,16 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
       total_sq += sq;
     }
     clip_gradients(segments, total_sq);
-    const bool last_batch = b + 1 == batches;
-    if (last_batch) before_step_.assign(net_.params(), net_.params() + net_.num_params());
+    // A snapshot (one copy, cheap next to the products) lets an update that
+    // overflows be undone, so the network always ends finite.
+    std::copy(net_.params(), net_.params() + net_.num_params(), before_step_.begin());
     opt_.step(net_.params(), net_.grads(), segments);
-    if (last_batch) stats.update_ratio = update_ratios();
+    if (!all_finite(net_.params(), net_.num_params())) {
+      std::copy(before_step_.begin(), before_step_.end(), net_.params());
+      throw NonFiniteError("the update of batch " + std::to_string(b + 1) +
+                           " made parameters non-finite; it was undone");
+    }
+    if (b + 1 == batches) stats.update_ratio = update_ratios();
     loss_sum += value * static_cast<double>(m);
     stats.samples += m;
     stats.batches = b + 1;

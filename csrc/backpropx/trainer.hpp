@@ -51,8 +51,10 @@ class Trainer {
           bool shuffle, std::uint64_t seed);
 
   // One pass over the n rows of X (n, in_features) and their targets.
-  // Throws NonFiniteError, before applying that batch's update, when the loss
-  // or a gradient is not finite; earlier batches' updates stay applied.
+  // Throws NonFiniteError when the loss or a gradient is not finite (before
+  // that batch's update) or the update makes a parameter non-finite (the
+  // update is undone); earlier batches' updates stay applied. Batches are
+  // numbered from 1 in messages and progress.
   EpochStats train_epoch(const T* X, Targets<T> y, std::size_t n,
                          const std::function<void(const BatchProgress&)>& on_batches = nullptr,
                          std::size_t every = 0);
@@ -75,7 +77,7 @@ class Trainer {
   Rng rng_;
   Clipping clip_;
   Workspace<T> ws_;
-  std::vector<T> before_step_;  // parameters before the epoch's last step
+  std::vector<T> before_step_;  // parameters before the current step
   std::vector<T> batch_x_, batch_y_;
   std::vector<std::int64_t> batch_labels_;
   std::vector<std::uint64_t> order_;

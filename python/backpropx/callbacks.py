@@ -150,7 +150,8 @@ class ModelCheckpoint(Callback):
             if not self.tracker.improved(value):
                 return
             self.tracker.best = value
-        self.trainer.save_checkpoint(self.path)
+        # Written by the trainer once every callback has finished this epoch.
+        self.trainer._pending_checkpoints.append(self.path)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best}

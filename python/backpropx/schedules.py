@@ -128,7 +128,9 @@ class ReduceLROnPlateau(Callback):
             self.wait = 0
         if self.wait > self.patience:
             opt = self.trainer.optimizer
-            opt.lr = max(opt.lr * self.factor, self.min_lr)
+            new_lr = max(opt.lr * self.factor, self.min_lr)
+            if new_lr < opt.lr:  # never raise the rate (a start below min_lr stays)
+                opt.lr = new_lr
             self.cooldown_left = self.cooldown
             self.wait = 0
 

@@ -81,6 +81,7 @@ class Trainer:
         self.stop_training = False
         self.history = History()
         self._callbacks: list[Callback] = []
+        self._pending_checkpoints: list[str] = []
 
     @staticmethod
     def _clip_arg(value: Any, name: str) -> float | None:
@@ -172,6 +173,7 @@ class Trainer:
         for cb in callbacks:
             cb.set_trainer(self)
         self._callbacks = callbacks
+        self._pending_checkpoints.clear()
         self.stop_training = False
         history = self.history if resume_from is not None else History()
         self.history = history
@@ -199,6 +201,11 @@ class Trainer:
                     self._check_gradients(stats, epoch, warned)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, metrics)
+                # Checkpoints requested this epoch are written after every
+                # callback has updated its state, so a resume sees all of it.
+                for path in self._pending_checkpoints:
+                    self.save_checkpoint(path)
+                self._pending_checkpoints.clear()
         except KeyboardInterrupt:
             progress.close()
             history.interrupted = True
@@ -258,13 +265,13 @@ class Trainer:
                 warned.add("explode")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
                               f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
-                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=4)
+                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=3)
             if "vanish" not in warned and len(norms) > 1 and largest > 0 and norm < VANISHING_RATIO * largest:
                 warned.add("vanish")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are vanishing (mean norm {norm:.3g}, "
                               f"{norm / largest:.2g} of the largest layer's). Try relu-like activations "
                               "with init='he', fewer layers, or a higher learning rate.",
-                              GradientWarning, stacklevel=4)
+                              GradientWarning, stacklevel=3)
 
     # ---- evaluation ------------------------------------------------------
     def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any) -> dict[str, float]:
