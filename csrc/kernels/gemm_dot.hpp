@@ -12,7 +12,8 @@
 
 #include <cstddef>
 
-#include "backpropx/parallel.hpp"
+#include "kernels/gemm_tasks.hpp"
+
 
 namespace bpx::kernels {
 namespace {
@@ -83,7 +84,7 @@ void dot_cols(std::size_t nc, std::size_t K, const typename V::T* A, std::size_t
 template <class V, std::size_t DR, std::size_t DC>
 void gemm_dot(std::size_t M, std::size_t N, std::size_t K, typename V::T alpha,
               const typename V::T* A, std::size_t lda, const typename V::T* B, std::size_t ldb,
-              typename V::T beta, typename V::T* C, std::size_t ldc, bool threaded) {
+              typename V::T beta, typename V::T* C, std::size_t ldc, int threads) {
   constexpr std::size_t kRowsPerTask = 8 * DR;
   const std::size_t tasks = (M + kRowsPerTask - 1) / kRowsPerTask;
   auto task = [&](std::size_t t) {
@@ -97,8 +98,7 @@ void gemm_dot(std::size_t M, std::size_t N, std::size_t K, typename V::T alpha,
       }
     }
   };
-  if (threaded) parallel_for(tasks, task);
-  else for (std::size_t t = 0; t < tasks; ++t) task(t);
+  run_tasks(threads, tasks, task);
 }
 
 }  // namespace

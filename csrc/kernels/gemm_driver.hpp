@@ -31,10 +31,10 @@
 #include <cstddef>
 #include <thread>
 
-#include "backpropx/parallel.hpp"
 #include "kernels/gemm_dot.hpp"
 #include "kernels/gemm_interleave.hpp"
 #include "kernels/gemm_isa.hpp"
+#include "kernels/gemm_tasks.hpp"
 
 namespace bpx::kernels {
 namespace {
@@ -51,8 +51,6 @@ constexpr size_t kMaxNB = 2048;
 constexpr size_t kMaxKB = 1024;
 // Products X . W^T with at most this many columns take the dot-product path.
 constexpr size_t kDotMaxN = 16;
-// Below this many multiply-adds a product runs on the calling thread.
-constexpr double kThreadMinFlops = 96.0 * 96.0 * 96.0;
 
 // C (m, n) = beta * C without reading C when beta == 0 (the K == 0 product).
 template <class T>
@@ -144,8 +142,7 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
   // skinny products read their operands in place.
   const bool pack_b = trans_b || M > 4 * MR;
   const bool pack_a = N > 2 * NR && M > MR;
-  const double flops = double(M) * double(N) * double(K);
-  const int threads = flops < kThreadMinFlops ? 1 : get_num_threads();
+  const int threads = gemm_threads(double(M) * double(N) * double(K));
 
   const size_t KB = min_sz(K, kMaxKB);
   const size_t NB = min_sz(N, kMaxNB);
@@ -232,8 +229,7 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
             }
           }
         };
-        if (threads > 1) parallel_for(tiles, task);
-        else for (size_t t = 0; t < tiles; ++t) task(t);
+        run_tasks(threads, tiles, task);
       }
     }
   }
@@ -253,9 +249,9 @@ void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typen
     return;
   }
   if (!trans_a && trans_b && N <= kDotMaxN && K >= Kern::V::W) {
-    const bool threaded = double(M) * double(N) * double(K) >= kThreadMinFlops;
+    const int threads = gemm_threads(double(M) * double(N) * double(K));
     gemm_dot<typename Kern::V, Kern::DR, Kern::DC>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                                                   threaded);
+                                                   threads);
   } else if (2 * N <= Kern::NR && M > N) {
     gemm_blocked<Kern>(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
   } else {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace bpx::kernels {
 
@@ -10,6 +11,17 @@ namespace bpx::kernels {
 // thread and reused across calls (it only grows). Slot 0 holds packed A,
 // 1 packed B, 2 the panel states. Throws std::bad_alloc.
 void* packing_buffer(int slot, std::size_t bytes);
+
+// Threads for a product of `multiply_adds` (M N K): 1 below a size where a
+// fork costs more than it saves, or while backing off because the other
+// threads failed to help (a core busy with another process); see
+// gemm_threads.cpp. After a threaded product, report whether any thread
+// other than the caller ran a task, how long the caller waited for the
+// others after its own last task, and the product's whole time.
+int gemm_threads(double multiply_adds);
+void gemm_threads_report(bool helped, std::int64_t wait_ns, std::int64_t total_ns);
+// Steady-clock nanoseconds.
+std::int64_t gemm_clock_ns();
 
 #define BPX_DECLARE_GEMM_PATH(name)                                                          \
   template <class T>                                                                        \
