@@ -391,7 +391,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if y.dtype.kind in "US":
             name = repr(data.target) if data.target else "y"
-            raise UsageError(f"regression needs a numeric target, but {name} holds text such as {y[0]!r}")
+            raise UsageError(f"regression needs a numeric target, but {name} holds text such as {str(y[0])!r}")
         targets = y.reshape(n, -1)
         n_out = targets.shape[1]
         why = " (inferred; use --task to change)" if inferred else ""
