@@ -1,5 +1,5 @@
-// The skinny forward product Y (M, N) = X (M, K) . W (N, K)^T with few
-// columns (the 10 classes of a last layer): rows of X and W are both
+// The skinny product C (M, N) = A (M, K) . Bt (N, K)^T with few columns (the
+// forward product X . W^T of a last layer, 10 classes): rows of A and Bt are both
 // contiguous in k, so a tile of DR rows x DC columns keeps DR * DC vector
 // accumulators along k and reduces each at the end. Nothing is packed.
 //

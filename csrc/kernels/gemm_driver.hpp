@@ -236,9 +236,11 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
 }
 
 // The path's entry point. A product with few columns (the 10 classes of a
-// last layer) wastes most of an NR-wide tile: the forward product X . W^T
-// runs as dot products along k (gemm_dot.hpp), the others as the transposed
-// product C^T (N, M) = op(B)^T op(A)^T, whose N rows fill MR-row tiles.
+// last layer) wastes most of an NR-wide tile: with rows of A contiguous in k
+// (the forward product X . W^T) it runs as dot products along k
+// (gemm_dot.hpp, op(B) first transposed if need be: N x K elements), the
+// others as the transposed product C^T (N, M) = op(B)^T op(A)^T, whose N
+// rows fill MR-row tiles.
 template <class Kern>
 void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typename Kern::T alpha,
                  const typename Kern::T* A, size_t lda, const typename Kern::T* B, size_t ldb,
@@ -248,9 +250,19 @@ void gemm_driver(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, typen
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (!trans_a && trans_b && N <= kDotMaxN && K >= Kern::V::W) {
+  if (!trans_a && N <= kDotMaxN && K >= Kern::V::W) {
+    using T = typename Kern::T;
+    const T* bt = B;  // op(B)^T (N, K), row-major
+    size_t ldbt = ldb;
+    if (!trans_b) {  // small: N <= kDotMaxN rows
+      T* buf = static_cast<T*>(packing_buffer(1, N * K * sizeof(T)));
+      for (size_t k = 0; k < K; ++k)
+        for (size_t j = 0; j < N; ++j) buf[j * K + k] = B[k * ldb + j];
+      bt = buf;
+      ldbt = K;
+    }
     const int threads = gemm_threads(double(M) * double(N) * double(K));
-    gemm_dot<typename Kern::V, Kern::DR, Kern::DC>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+    gemm_dot<typename Kern::V, Kern::DR, Kern::DC>(M, N, K, alpha, A, lda, bt, ldbt, beta, C, ldc,
                                                    threads);
   } else if (2 * N <= Kern::NR && M > N) {
     gemm_blocked<Kern>(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, beta, C, ldc, true);
