@@ -39,7 +39,8 @@ std::int64_t gemm_clock_ns() {
 int gemm_threads(double multiply_adds) {
   if (multiply_adds < kThreadMinFlops) return 1;
   const int threads = get_num_threads();
-  if (threads <= 1) return 1;
+  // Called from inside a parallel region, a product gets a team of one anyway.
+  if (threads <= 1 || omp_in_parallel()) return 1;
   if (g_solo_until.load(std::memory_order_relaxed) > gemm_clock_ns()) return 1;
   return threads;
 }
