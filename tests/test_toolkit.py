@@ -795,8 +795,6 @@ def test_mismatched_checkpoint_is_refused_and_changes_nothing(tmp_path, change):
     assert stop.wait == 0 and stop.tracker.best == math.inf
 
 
-@pytest.mark.xfail(strict=True, reason="io.load_network rejects the checkpoint's uint64 'rng' tensor in its "
-                   "dtype check before the filter that skips 'rng' and 'optimizer.*'")
 def test_checkpoint_file_loads_as_a_network(tmp_path):
     X, y = blobs()
     trainer = bx.Trainer(mlp(dropout=0.2), batch_size=16)

@@ -42,21 +42,29 @@ bool loss_has_accuracy(Loss loss) { return loss != Loss::mse; }
 namespace {
 
 template <class T>
-double mse(const T* x, const T* t, std::size_t N, std::size_t C, T* dx) {
-  const std::size_t count = N * C;
-  const T scale = T(2) / static_cast<T>(count);
-  double sum = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    const T d = x[i] - t[i];
-    sum += static_cast<double>(d) * static_cast<double>(d);
-    if (dx) dx[i] = scale * d;
-  }
-  return sum / static_cast<double>(count);
+T row_weight(const T* weights, std::size_t r) {
+  return weights ? weights[r] : T(1);
 }
 
 template <class T>
-double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T* dz) {
-  const T inv_n = T(1) / static_cast<T>(N);
+double mse(const T* x, const T* t, const T* w, std::size_t N, std::size_t C, T* dx, double scale) {
+  double sum = 0;
+  for (std::size_t r = 0; r < N; ++r) {
+    const T g = static_cast<T>(2.0 * scale / static_cast<double>(C)) * row_weight(w, r);
+    double row = 0;
+    for (std::size_t j = 0; j < C; ++j) {
+      const std::size_t i = r * C + j;
+      const T d = x[i] - t[i];
+      row += static_cast<double>(d) * static_cast<double>(d);
+      if (dx) dx[i] = g * d;
+    }
+    sum += static_cast<double>(row_weight(w, r)) * row / static_cast<double>(C);
+  }
+  return sum;
+}
+
+template <class T>
+double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T* dz, double scale) {
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
     const T* zr = z + r * C;
@@ -64,38 +72,46 @@ double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T*
     T s = 0;
     for (std::size_t j = 0; j < C; ++j) s += std::exp(zr[j] - m);
     const T lse = m + std::log(s);  // log-sum-exp, never overflows
+    double row = 0;
     if (tg.labels) {
-      sum += static_cast<double>(lse - zr[tg.labels[r]]);
+      row = static_cast<double>(lse - zr[tg.labels[r]]);
     } else {
       const T* tr = tg.values + r * C;
       for (std::size_t j = 0; j < C; ++j)
-        if (tr[j] != T(0)) sum += static_cast<double>(tr[j]) * static_cast<double>(lse - zr[j]);
+        if (tr[j] != T(0)) row += static_cast<double>(tr[j]) * static_cast<double>(lse - zr[j]);
     }
+    sum += static_cast<double>(row_weight(tg.weights, r)) * row;
     if (dz) {
+      const T g = static_cast<T>(scale) * row_weight(tg.weights, r);
       T* dr = dz + r * C;
       for (std::size_t j = 0; j < C; ++j) {
         const T p = std::exp(zr[j] - lse);
         const T t = tg.labels ? (static_cast<std::size_t>(tg.labels[r]) == j ? T(1) : T(0))
                               : tg.values[r * C + j];
-        dr[j] = (p - t) * inv_n;
+        dr[j] = (p - t) * g;
       }
     }
   }
-  return sum / static_cast<double>(N);
+  return sum;
 }
 
 template <class T>
-double binary_cross_entropy(const T* p, const T* t, std::size_t N, std::size_t C, T* dp) {
-  const std::size_t count = N * C;
-  const T inv = T(1) / static_cast<T>(count);
+double binary_cross_entropy(const T* p, const T* t, const T* w, std::size_t N, std::size_t C,
+                            T* dp, double scale) {
   double sum = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    const T log_p = std::max(std::log(p[i]), T(-100));
-    const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
-    sum -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
-    if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * inv;
+  for (std::size_t r = 0; r < N; ++r) {
+    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(w, r);
+    double row = 0;
+    for (std::size_t j = 0; j < C; ++j) {
+      const std::size_t i = r * C + j;
+      const T log_p = std::max(std::log(p[i]), T(-100));
+      const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
+      row -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
+      if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * g;
+    }
+    sum += static_cast<double>(row_weight(w, r)) * row / static_cast<double>(C);
   }
-  return sum / static_cast<double>(count);
+  return sum;
 }
 
 template <class T>
@@ -106,21 +122,29 @@ std::size_t argmax(const T* row, std::size_t C) {
 }  // namespace
 
 template <class T>
+double weight_sum(Targets<T> tg, std::size_t N) {
+  if (!tg.weights) return static_cast<double>(N);
+  double sum = 0;
+  for (std::size_t r = 0; r < N; ++r) sum += static_cast<double>(tg.weights[r]);
+  return sum;
+}
+
+template <class T>
 double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size_t N,
-                             std::size_t C, T* dinput) {
+                             std::size_t C, T* dinput, double grad_scale) {
   if (N == 0) return 0.0;
   switch (loss) {
     case Loss::mse:
-      return mse(input, tg.values, N, C, dinput);
+      return mse(input, tg.values, tg.weights, N, C, dinput, grad_scale);
     case Loss::cross_entropy:
       if (tg.labels)
         for (std::size_t r = 0; r < N; ++r)
           require(tg.labels[r] >= 0 && static_cast<std::size_t>(tg.labels[r]) < C,
                   "label " + std::to_string(tg.labels[r]) + " at row " + std::to_string(r) +
                       " is outside [0, " + std::to_string(C) + ")");
-      return cross_entropy(input, tg, N, C, dinput);
+      return cross_entropy(input, tg, N, C, dinput, grad_scale);
     case Loss::binary_cross_entropy:
-      return binary_cross_entropy(input, tg.values, N, C, dinput);
+      return binary_cross_entropy(input, tg.values, tg.weights, N, C, dinput, grad_scale);
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -150,10 +174,12 @@ double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, st
   return correct;
 }
 
+template double weight_sum<float>(Targets<float>, std::size_t);
+template double weight_sum<double>(Targets<double>, std::size_t);
 template double loss_forward_backward<float>(Loss, const float*, Targets<float>, std::size_t,
-                                             std::size_t, float*);
+                                             std::size_t, float*, double);
 template double loss_forward_backward<double>(Loss, const double*, Targets<double>, std::size_t,
-                                              std::size_t, double*);
+                                              std::size_t, double*, double);
 template double count_correct<float>(Loss, const float*, Targets<float>, std::size_t,
                                      std::size_t);
 template double count_correct<double>(Loss, const double*, Targets<double>, std::size_t,

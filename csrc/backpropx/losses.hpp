@@ -25,23 +25,33 @@ Loss loss_from_name(const std::string& name);
 std::vector<std::string> loss_names();
 
 // Targets of one batch: integer class labels (N,) for cross_entropy, or
-// values (N, C) for every loss (probability rows for cross_entropy).
+// values (N, C) for every loss (probability rows for cross_entropy), and
+// optional per-sample weights (N,).
 template <class T>
 struct Targets {
   const T* values = nullptr;
   const std::int64_t* labels = nullptr;
+  const T* weights = nullptr;
 };
+
+// Sum of the batch's sample weights (N without weights).
+template <class T>
+double weight_sum(Targets<T> targets, std::size_t N);
 
 // input is (N, C): the network output, or, for cross_entropy, the logits
 // (the pre-softmax values when the last layer is softmax, else the output).
-//   mse                   mean((x - t)^2) over N*C        dx = 2 (x - t) / (N C)
-//   cross_entropy         mean_n(-sum_c t log softmax(x))  dx = (softmax(x) - t) / N
-//   binary_cross_entropy  mean(-(t log p + (1-t) log(1-p))), logs clamped at
-//                         -100 as torch does; dp = (p - t) / max(p (1-p), 1e-12f) / (N C)
-// dinput may be null (loss only). Returns the mean loss, summed in double.
+// Per-sample losses l_n:
+//   mse                   mean_c (x - t)^2
+//   cross_entropy         -sum_c t log softmax(x)       (t one-hot for labels)
+//   binary_cross_entropy  mean_c -(t log p + (1-t) log(1-p)), logs clamped at
+//                         -100 and p (1-p) floored at 1e-12f in the gradient, as torch does
+// Returns sum_n w_n l_n (w_n = 1 without weights) and writes
+// dinput = grad_scale * d(sum_n w_n l_n) / dinput unless dinput is null;
+// grad_scale = 1 / weight_sum gives the gradient of the (weighted) mean,
+// PyTorch's default reduction. Sums are in double.
 template <class T>
 double loss_forward_backward(Loss loss, const T* input, Targets<T> targets, std::size_t N,
-                             std::size_t C, T* dinput);
+                             std::size_t C, T* dinput, double grad_scale);
 
 // Correct predictions in the batch: argmax match for cross_entropy, the
 // fraction of matching 0.5-thresholded outputs per sample for

@@ -118,7 +118,11 @@ double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Los
   const std::size_t last = layers_.size() - 1;
   const T* input = loss_input(loss, ws);
   T* delta = ws.delta_a.data();
-  const double value = loss_forward_backward(loss, input, y, n, out_features_, delta);
+  // The (weighted) mean; a batch whose weights are all zero has zero loss and gradient.
+  const double wsum = weight_sum(y, n);
+  const double sum =
+      loss_forward_backward(loss, input, y, n, out_features_, delta, wsum > 0 ? 1.0 / wsum : 0.0);
+  const double value = wsum > 0 ? sum / wsum : 0.0;
   if (correct) *correct += count_correct(loss, input, y, n, out_features_);
   if (!std::isfinite(value)) return value;  // the caller decides; no gradient is applied
 
@@ -159,18 +163,18 @@ std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::si
                                                Loss loss) const {
   const std::size_t chunk = std::min(n, kInferenceChunk);
   Workspace<T> ws = make_workspace(chunk, true);
-  double loss_sum = 0, correct = 0;
+  double loss_sum = 0, weights = 0, correct = 0;
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
     forward(x + r * in_features_, m, ws, Pass{});
     Targets<T> part{y.values ? y.values + r * out_features_ : nullptr,
-                    y.labels ? y.labels + r : nullptr};
+                    y.labels ? y.labels + r : nullptr, y.weights ? y.weights + r : nullptr};
     const T* input = loss_input(loss, ws);
-    loss_sum += loss_forward_backward<T>(loss, input, part, m, out_features_, nullptr) *
-                static_cast<double>(m);
+    loss_sum += loss_forward_backward<T>(loss, input, part, m, out_features_, nullptr, 0.0);
+    weights += weight_sum(part, m);
     correct += count_correct(loss, input, part, m, out_features_);
   }
-  return {n ? loss_sum / static_cast<double>(n) : 0.0, correct};
+  return {weights > 0 ? loss_sum / weights : 0.0, correct};
 }
 
 template class Network<float>;

@@ -74,7 +74,8 @@ class Network {
   const T* forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const;
 
   // forward, loss, backward. Gradients are added to grads() (call zero_grad
-  // first for a fresh gradient). Returns the mean loss of the n rows and adds
+  // first for a fresh gradient). Returns the mean loss of the n rows (weighted
+  // by y.weights when given) and adds
   // the number of correct predictions to *correct when given.
   double forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss, Workspace<T>& ws,
                           Pass pass, double* correct = nullptr);
@@ -83,7 +84,7 @@ class Network {
   // so any number of threads may call it at once.
   void predict(const T* x, std::size_t n, T* out) const;
 
-  // Mean loss and number of correct predictions over n rows, in chunks.
+  // (Weighted) mean loss and number of correct predictions over n rows, in chunks.
   std::pair<double, double> evaluate(const T* x, Targets<T> y, std::size_t n, Loss loss) const;
 
  private:

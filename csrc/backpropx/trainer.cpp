@@ -25,6 +25,12 @@ void Trainer<T>::set_clipping(const Clipping& c) {
 }
 
 template <class T>
+void Trainer<T>::set_l2(double alpha) {
+  require(alpha >= 0 && std::isfinite(alpha), "the L2 penalty must be a non-negative number");
+  l2_ = alpha;
+}
+
+template <class T>
 std::string Trainer<T>::non_finite_origin() const {
   for (std::size_t k = 0; k < net_.num_layers(); ++k)
     if (!ws_.acts.empty() && !all_finite(ws_.acts[k].data(), ws_.acts[k].size()))
@@ -58,6 +64,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     batch_x_.assign(checked_mul(bs, IN), T(0));
     batch_y_.assign(checked_mul(bs, C), T(0));
     batch_labels_.assign(bs, 0);
+    batch_w_.assign(bs, T(1));
   }
   if (order_.size() != n) order_.resize(n);
   before_step_.resize(net_.num_params());
@@ -72,7 +79,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   pass.rng = &rng_;
   EpochStats stats;
   const std::size_t batches = (n + bs - 1) / bs;
-  double loss_sum = 0, correct = 0;
+  double loss_sum = 0, weight_total = 0, correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t start = b * bs, m = std::min(bs, n - start);
     for (std::size_t r = 0; r < m; ++r) {
@@ -80,13 +87,17 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
       std::memcpy(batch_x_.data() + r * IN, X + src * IN, IN * sizeof(T));
       if (y.labels) batch_labels_[r] = y.labels[src];
       else std::memcpy(batch_y_.data() + r * C, y.values + src * C, C * sizeof(T));
+      if (y.weights) batch_w_[r] = y.weights[src];
     }
     Targets<T> target;
     if (y.labels) target.labels = batch_labels_.data();
     else target.values = batch_y_.data();
+    if (y.weights) target.weights = batch_w_.data();
+    const double batch_weight = weight_sum(target, m);
 
     net_.zero_grad();
-    const double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
+    double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
+    if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(batch_weight);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
@@ -113,19 +124,37 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                            " made parameters non-finite; it was undone");
     }
     if (b + 1 == batches) stats.update_ratio = update_ratios();
-    loss_sum += value * static_cast<double>(m);
+    loss_sum += value * batch_weight;
+    weight_total += batch_weight;
     stats.samples += m;
     stats.batches = b + 1;
     if (on_batches && every > 0 && ((b + 1) % every == 0 || b + 1 == batches))
-      on_batches({b + 1, batches, stats.samples, loss_sum / static_cast<double>(stats.samples)});
+      on_batches({b + 1, batches, stats.samples, weight_total > 0 ? loss_sum / weight_total : 0.0});
   }
-  stats.loss = loss_sum / static_cast<double>(stats.samples);
+  stats.loss = weight_total > 0 ? loss_sum / weight_total : 0.0;
   stats.grad_norm.assign(L, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t k = 0; k < L; ++k)
     if (net_.layer_segment(k).size > 0 && net_.layer(k).trainable)
       stats.grad_norm[k] = norm_sum[k] / static_cast<double>(batches);
   if (loss_has_accuracy(loss_)) stats.accuracy = correct / static_cast<double>(stats.samples);
   return stats;
+}
+
+template <class T>
+double Trainer<T>::add_l2_penalty(double batch_weight) {
+  double sq = 0;
+  const T g = T(l2_ / batch_weight);
+  for (const TensorInfo& t : net_.tensors()) {
+    if (t.name != "weight" || !net_.layer(t.layer).trainable) continue;
+    const std::size_t count = shape_size(t.shape);
+    const T* w = net_.params() + t.offset;
+    T* dw = net_.grads() + t.offset;
+    for (std::size_t i = 0; i < count; ++i) {
+      sq += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+      dw[i] += g * w[i];
+    }
+  }
+  return 0.5 * l2_ * sq / batch_weight;
 }
 
 template <class T>

@@ -15,7 +15,7 @@
 namespace bpx {
 
 struct EpochStats {
-  double loss = 0;  // mean over the epoch's samples
+  double loss = 0;  // mean over the epoch's samples (weighted by sample weights)
   double accuracy = std::numeric_limits<double>::quiet_NaN();
   std::size_t samples = 0;
   std::size_t batches = 0;
@@ -60,6 +60,10 @@ class Trainer {
                          std::size_t every = 0);
 
   void set_clipping(const Clipping& c);
+  // L2 penalty on weight matrices (not biases), as scikit-learn's MLP `alpha`:
+  // each batch adds 0.5 * alpha * ||W||^2 / B to the loss and alpha * W / B to
+  // the weight gradients, B the batch's weight sum (its size without weights).
+  void set_l2(double alpha);
   const Clipping& clipping() const { return clip_; }
   Rng& rng() { return rng_; }
   std::size_t batch_size() const { return batch_size_; }
@@ -67,6 +71,8 @@ class Trainer {
 
  private:
   void clip_gradients(const std::vector<Segment>& segments, double total_sq);
+  // Adds the L2 gradient; returns the penalty's share of the batch loss.
+  double add_l2_penalty(double batch_weight);
   std::vector<double> update_ratios() const;
 
   Network<T>& net_;
@@ -76,9 +82,10 @@ class Trainer {
   bool shuffle_;
   Rng rng_;
   Clipping clip_;
+  double l2_ = 0;
   Workspace<T> ws_;
   std::vector<T> before_step_;  // parameters before the current step
-  std::vector<T> batch_x_, batch_y_;
+  std::vector<T> batch_x_, batch_y_, batch_w_;
   std::vector<std::int64_t> batch_labels_;
   std::vector<std::uint64_t> order_;
 };

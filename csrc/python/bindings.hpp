@@ -34,12 +34,13 @@ struct NetworkHolder {
 // Checks X is (n, features) and returns n; throws ValueError naming `what`.
 std::size_t check_rows(const py::buffer_info& info, std::size_t features, const char* what);
 
-// Targets from the optional Python arrays: values (n, C) or labels (n,).
+// Targets from the optional Python arrays: values (n, C) or labels (n,), and
+// optional sample weights (n,).
 template <class T>
 Targets<T> make_targets(const std::optional<CArray<T>>& values,
                         const std::optional<py::array_t<std::int64_t, py::array::c_style |
                                                                           py::array::forcecast>>& labels,
-                        std::size_t n, std::size_t C);
+                        const std::optional<CArray<T>>& weights, std::size_t n, std::size_t C);
 
 void register_runtime(py::module_& m);
 void register_network(py::module_& m);

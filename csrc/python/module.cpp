@@ -26,7 +26,7 @@ template <class T>
 Targets<T> make_targets(const std::optional<CArray<T>>& values,
                         const std::optional<py::array_t<std::int64_t, py::array::c_style |
                                                                           py::array::forcecast>>& labels,
-                        std::size_t n, std::size_t C) {
+                        const std::optional<CArray<T>>& weights, std::size_t n, std::size_t C) {
   Targets<T> t;
   if (labels) {
     if (labels->ndim() != 1 || static_cast<std::size_t>(labels->shape(0)) != n)
@@ -41,17 +41,22 @@ Targets<T> make_targets(const std::optional<CArray<T>>& values,
   } else {
     throw py::value_error("targets are missing: pass values or labels");
   }
+  if (weights) {
+    if (weights->ndim() != 1 || static_cast<std::size_t>(weights->shape(0)) != n)
+      throw py::value_error("sample weights must have shape (" + std::to_string(n) + ",)");
+    t.weights = weights->data();
+  }
   return t;
 }
 
 template Targets<float> make_targets<float>(
     const std::optional<CArray<float>>&,
     const std::optional<py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>>&,
-    std::size_t, std::size_t);
+    const std::optional<CArray<float>>&, std::size_t, std::size_t);
 template Targets<double> make_targets<double>(
     const std::optional<CArray<double>>&,
     const std::optional<py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>>&,
-    std::size_t, std::size_t);
+    const std::optional<CArray<double>>&, std::size_t, std::size_t);
 
 }  // namespace bpx::python
 

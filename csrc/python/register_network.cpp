@@ -101,11 +101,12 @@ void bind_network(py::module_& m) {
         return out;
       }, py::arg("X"))
       .def("loss_and_gradients", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                                    std::optional<Labels> labels, const std::string& loss_name) {
+                                    std::optional<Labels> labels, const std::string& loss_name,
+                                    std::optional<CArray<T>> weights) {
         const Loss loss = loss_from_name(loss_name);
         const std::size_t n = check_rows(X.request(), h.net->in_features(), "X");
         if (n == 0) throw py::value_error("X has no samples");
-        Targets<T> t = make_targets<T>(y, labels, n, h.net->out_features());
+        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features());
         const T* x = X.data();
         py::gil_scoped_release release;
         std::unique_lock lock(h.mutex);
@@ -113,18 +114,19 @@ void bind_network(py::module_& m) {
         h.net->zero_grad();
         return h.net->forward_backward(x, t, n, loss, ws, Pass{});
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         "Mean loss of (X, targets); gradients are left in grad_view()")
+         py::arg("weights") = py::none(), "Mean loss of (X, targets); gradients are left in grad_view()")
       .def("evaluate", [](const Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                          std::optional<Labels> labels, const std::string& loss_name) {
+                          std::optional<Labels> labels, const std::string& loss_name,
+                          std::optional<CArray<T>> weights) {
         const Loss loss = loss_from_name(loss_name);
         const std::size_t n = check_rows(X.request(), h.net->in_features(), "X");
-        Targets<T> t = make_targets<T>(y, labels, n, h.net->out_features());
+        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features());
         const T* x = X.data();
         py::gil_scoped_release release;
         std::shared_lock lock(h.mutex);
         return h.net->evaluate(x, t, n, loss);
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         "(mean loss, number of correct predictions)");
+         py::arg("weights") = py::none(), "(mean loss, number of correct predictions)");
 }
 
 }  // namespace

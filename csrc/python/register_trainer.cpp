@@ -38,10 +38,11 @@ void bind_trainer(py::module_& m) {
            py::arg("network"), py::arg("optimizer"), py::arg("loss"), py::arg("batch_size"),
            py::arg("shuffle"), py::arg("seed"))
       .def("train_epoch", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                             std::optional<Labels> labels, py::object callback, std::size_t every) {
+                             std::optional<Labels> labels, py::object callback, std::size_t every,
+                             std::optional<CArray<T>> weights) {
         Network<T>& net = *h.network->net;
         const std::size_t n = check_rows(X.request(), net.in_features(), "X");
-        Targets<T> t = make_targets<T>(y, labels, n, net.out_features());
+        Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features());
         const T* x = X.data();
         EpochStats stats;
         {
@@ -77,10 +78,12 @@ void bind_trainer(py::module_& m) {
         out["grad_norm"] = stats.grad_norm;
         out["update_ratio"] = stats.update_ratio;
         return out;
-      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("callback"), py::arg("every"))
+      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("callback"), py::arg("every"),
+         py::arg("weights") = py::none())
       .def("set_clipping", [](Holder& h, double value, double norm) {
         h.trainer->set_clipping(Clipping{value, norm});
       }, py::arg("clip_value"), py::arg("clip_norm"))
+      .def("set_l2", [](Holder& h, double alpha) { h.trainer->set_l2(alpha); }, py::arg("alpha"))
       .def("get_rng_state", [](Holder& h) { return h.trainer->rng().state(); })
       .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.trainer->rng().set_state(s); });
 }

@@ -126,3 +126,18 @@ def check_seed(seed: Any) -> int:
     if seed >= 2**64:
         raise ValueError(f"seed must be below 2**64, got {seed}")
     return seed
+
+
+def as_sample_weight(sample_weight: Any, n: int, dtype: np.dtype) -> np.ndarray | None:
+    """Per-sample weights as a C-contiguous (n,) array, or None."""
+    if sample_weight is None:
+        return None
+    arr = _asarray(sample_weight, "sample_weight")
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), got {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all() or (out < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    return out

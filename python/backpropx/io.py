@@ -168,6 +168,9 @@ def load_network_with_metadata(path: str | os.PathLike) -> tuple[Any, dict[str, 
 def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: str | os.PathLike) -> Any:
     from .network import Network
 
+    # A trainer checkpoint also holds optimizer state and the generator; a
+    # network needs only its parameters.
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer.") and k != "rng"}
     dtype = meta.get("dtype")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"unsupported dtype {dtype!r} in {os.fspath(path)!r}")
@@ -184,11 +187,10 @@ def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: st
             raise ValueError(f"the file's layers {k - 1} and {k} do not fit together")
     # Refuse before allocating: the tensors must account for every parameter.
     expected = sum(layer.num_params() for layer in layers)
-    present = sum(int(a.size) for name, a in tensors.items() if not name.startswith("optimizer.") and name != "rng")
+    present = sum(int(a.size) for a in tensors.values())
     if expected != present:
         raise ValueError(f"the file's architecture needs {expected} parameters but it holds {present}")
     net = Network(layers, seed=seed if 0 <= seed < 2**64 else 0, dtype=dtype)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer.") and k != "rng"}
     net.load_state_dict(tensors)
     for layer, flag in zip(net.layers, trainable):
         layer.trainable = flag

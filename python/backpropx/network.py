@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._arrays import as_features, as_targets, check_seed, resolve_dtype
+from ._arrays import as_features, as_sample_weight, as_targets, check_seed, resolve_dtype
 from .layers import Layer
 
 LOSSES: tuple[str, ...] = tuple(_core.loss_names)
@@ -140,7 +140,8 @@ class Network:
 
     __call__ = predict
 
-    def loss_and_gradients(self, X: Any, y: Any, loss: str = "cross_entropy") -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_gradients(self, X: Any, y: Any, loss: str = "cross_entropy",
+                           sample_weight: Any = None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss over (X, y) and its gradient for every parameter (copies).
 
         Loss conventions follow PyTorch: "mse" is the mean over all elements;
@@ -148,14 +149,16 @@ class Network:
         the network output as logits, except that a softmax last layer is
         fused (its pre-activations are the logits, gradient ``(p - y)/n``);
         "binary_cross_entropy" expects outputs in [0, 1] (sigmoid), with the
-        logarithms clamped at -100 as torch does.
+        logarithms clamped at -100 as torch does. With ``sample_weight`` the
+        loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``.
         """
         loss = check_loss(loss)
         Xc = as_features(X, self._dtype, self.in_features)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
         values, labels = as_targets(y, loss, Xc.shape[0], self.out_features, self._dtype)
-        value = self._core.loss_and_gradients(Xc, values, labels, loss)
+        weights = as_sample_weight(sample_weight, Xc.shape[0], self._dtype)
+        value = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
         grads = {f"{k}.{name}": np.array(self._core.grad_view(i))
                  for i, (k, name, _s, _o) in enumerate(self._core.tensors())}
         return float(value), grads

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._arrays import as_features, as_targets, check_int, check_real, check_seed
+from ._arrays import as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
 from .callbacks import Callback
 from .history import History
 from .network import Network, check_loss
@@ -51,11 +51,16 @@ class Trainer:
     clip_grad_value: clamp every gradient element to [-v, v] before the update.
     clip_grad_norm: then scale all gradients so their global L2 norm is at
         most this (torch.nn.utils.clip_grad_norm_).
+    l2: L2 penalty on weight matrices, not biases, as scikit-learn's MLP
+        ``alpha``: each batch adds ``0.5 * l2 * ||W||^2 / B`` to the loss and
+        ``l2 * W / B`` to the gradient (B: the batch's sample-weight sum). For
+        decay applied by the optimizer instead, use its ``weight_decay``.
     """
 
     def __init__(self, network: Network, loss: str = "cross_entropy", optimizer: Optimizer | None = None,
                  batch_size: int = 32, shuffle: bool = True, seed: int = 0, *,
-                 clip_grad_norm: float | None = None, clip_grad_value: float | None = None) -> None:
+                 clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                 l2: float = 0.0) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a backpropx Network, got {type(network).__name__}")
         self.loss = check_loss(loss)
@@ -77,6 +82,10 @@ class Trainer:
         self._core = getattr(_core, f"Trainer_{dtype}")(network._core, self._opt_core, self.loss,
                                                        self.batch_size, self.shuffle, self.seed)
         self._core.set_clipping(self.clip_grad_value or 0.0, self.clip_grad_norm or 0.0)
+        self.l2 = check_real(l2, "l2")
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be non-negative, got {self.l2}")
+        self._core.set_l2(self.l2)
         self.epochs_done = 0
         self.stop_training = False
         self.history = History()
@@ -92,16 +101,17 @@ class Trainer:
             raise ValueError(f"{name} must be positive, got {value}")
         return value
 
-    def _data(self, X: Any, y: Any, name: str = "") -> tuple[np.ndarray, Any, Any]:
+    def _data(self, X: Any, y: Any, name: str = "", sample_weight: Any = None) -> tuple[np.ndarray, Any, Any, Any]:
         net = self.network
         Xc = as_features(X, net.dtype, net.in_features, name=f"{name}X")
         values, labels = as_targets(y, self.loss, Xc.shape[0], net.out_features, net.dtype, name=f"{name}y")
-        return Xc, values, labels
+        return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
 
     # ---- training --------------------------------------------------------
     def fit(self, X: Any, y: Any, epochs: int = 1, validation_data: tuple[Any, Any] | None = None,
             verbose: int = 1, callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
-            resume_from: str | os.PathLike | None = None, warn_gradients: bool = True) -> History:
+            resume_from: str | os.PathLike | None = None, warn_gradients: bool = True,
+            sample_weight: Any = None) -> History:
         """Train for `epochs` more epochs (with ``resume_from``: up to epoch `epochs`
         in all, as Keras's ``initial_epoch``); return this fit's History.
 
@@ -122,6 +132,8 @@ class Trainer:
             ModelCheckpoint: weights, optimizer state, epoch, RNG state and
             callback state are restored, and training continues exactly as an
             uninterrupted run would (bit for bit).
+        sample_weight: per-sample weights (n,); the loss of each batch is then
+            ``sum(w_i l_i) / sum(w_i)``.
         warn_gradients: warn (GradientWarning, once per fit) when a layer's
             mean gradient norm falls below 1e-5 times the largest layer's
             (vanishing) or exceeds 1e4 (exploding).
@@ -147,23 +159,26 @@ class Trainer:
             raise ValueError(f"validation_split must be in [0, 1), got {split}")
         if split > 0 and validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
-        Xc, values, labels = self._data(X, y)
+        Xc, values, labels, weights = self._data(X, y, sample_weight=sample_weight)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, y_val)")
-            val = self._data(*validation_data, name="validation ")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, sample_weight_val)")
+            val = self._data(*validation_data[:2], name="validation ",
+                             sample_weight=validation_data[2] if len(validation_data) == 3 else None)
         elif split > 0:
             n_val = int(math.floor(Xc.shape[0] * split))
             if n_val < 1 or n_val >= Xc.shape[0]:
                 raise ValueError(f"validation_split={split} leaves {n_val} validation samples of {Xc.shape[0]}")
             cut = Xc.shape[0] - n_val
-            tgt = values if values is not None else labels
-            val = (Xc[cut:], None if values is None else values[cut:], None if labels is None else labels[cut:])
-            Xc, tgt = Xc[:cut], tgt[:cut]
-            values, labels = (tgt, None) if values is not None else (None, tgt)
+
+            def head_tail(a: Any) -> tuple[Any, Any]:
+                return (None, None) if a is None else (a[:cut], a[cut:])
+
+            (Xc, Xv), (values, vv), (labels, lv), (weights, wv) = map(head_tail, (Xc, values, labels, weights))
+            val = (Xv, vv, lv, wv)
         if resume_from is not None:
             self.load_checkpoint(resume_from, callbacks)
             target = epochs
@@ -190,7 +205,7 @@ class Trainer:
                     cb.on_epoch_begin(epoch, {})
                 start = time.perf_counter()
                 progress.start_epoch(epoch, Xc.shape[0])
-                stats = self._run_epoch(Xc, values, labels, epoch, every, progress, history)
+                stats = self._run_epoch(Xc, values, labels, weights, epoch, every, progress, history)
                 metrics = self._metrics(stats, val)
                 metrics["lr"] = self.optimizer.lr
                 metrics["time"] = time.perf_counter() - start
@@ -218,7 +233,7 @@ class Trainer:
             cb.on_train_end({})
         return history
 
-    def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, epoch: int, every: int,
+    def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, epoch: int, every: int,
                    progress: Progress, history: History) -> dict[str, Any]:
         batch_callbacks = [cb for cb in self._callbacks if cb.every > 0]
 
@@ -231,7 +246,7 @@ class Trainer:
 
         step = every if not batch_callbacks else math.gcd(every, *(cb.every for cb in batch_callbacks))
         try:
-            return self._core.train_epoch(Xc, values, labels, on_batches, step)
+            return self._core.train_epoch(Xc, values, labels, on_batches, step, weights)
         except _core.NonFiniteError as exc:
             err = _core.NonFiniteError(f"training stopped in epoch {epoch}: {exc}. The network keeps its "
                                        "last finite weights; try a lower learning rate, gradient clipping "
@@ -274,16 +289,17 @@ class Trainer:
                               GradientWarning, stacklevel=3)
 
     # ---- evaluation ------------------------------------------------------
-    def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any) -> dict[str, float]:
-        loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss)
+    def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
+        loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss, weights)
         out = {"loss": float(loss)}
         if self.loss != "mse":
             out["accuracy"] = float(correct) / Xc.shape[0] if Xc.shape[0] else float("nan")
         return out
 
-    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """Mean loss (and accuracy, except for mse) of the network on (X, y)."""
-        return self._evaluate(*self._data(X, y))
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+        """Mean loss (weighted by sample_weight when given) and accuracy (except
+        for mse; unweighted) of the network on (X, y)."""
+        return self._evaluate(*self._data(X, y, sample_weight=sample_weight))
 
     # ---- checkpoints -----------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> None:
