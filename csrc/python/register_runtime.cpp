@@ -24,6 +24,7 @@ std::string compiler() {
 void register_runtime(py::module_& m) {
   m.attr("__version__") = BACKPROPX_VERSION;
   m.attr("compiler") = compiler();
+  m.attr("build_type") = BACKPROPX_BUILD_TYPE;
   m.attr("activation_names") = activation_names();
   m.attr("loss_names") = loss_names();
   m.attr("optimizer_names") = optimizer_names();

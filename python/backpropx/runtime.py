@@ -44,6 +44,7 @@ def config() -> dict[str, object]:
     return {
         "version": _core.__version__,
         "compiler": _core.compiler,
+        "build_type": _core.build_type,
         "kernel": get_kernel(),
         "supported_kernels": supported_kernels(),
         "threads": get_num_threads(),
