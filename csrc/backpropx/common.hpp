@@ -33,7 +33,12 @@ std::string shape_str(const Shape& s);
 
 // Errors the user can fix cross into Python as ValueError (pybind11 maps
 // std::invalid_argument); exhausted memory as MemoryError (std::bad_alloc).
+// Hot paths must not build a message that is not thrown: use the literal
+// overload there, or an explicit `if (!ok) throw`.
 inline void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+inline void require(bool ok, const char* message) {
   if (!ok) throw std::invalid_argument(message);
 }
 

@@ -139,9 +139,10 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size
     case Loss::cross_entropy:
       if (tg.labels)
         for (std::size_t r = 0; r < N; ++r)
-          require(tg.labels[r] >= 0 && static_cast<std::size_t>(tg.labels[r]) < C,
-                  "label " + std::to_string(tg.labels[r]) + " at row " + std::to_string(r) +
-                      " is outside [0, " + std::to_string(C) + ")");
+          if (tg.labels[r] < 0 || static_cast<std::size_t>(tg.labels[r]) >= C)
+            throw std::invalid_argument("label " + std::to_string(tg.labels[r]) + " at row " +
+                                        std::to_string(r) + " is outside [0, " +
+                                        std::to_string(C) + ")");
       return cross_entropy(input, tg, N, C, dinput, grad_scale);
     case Loss::binary_cross_entropy:
       return binary_cross_entropy(input, tg.values, tg.weights, N, C, dinput, grad_scale);

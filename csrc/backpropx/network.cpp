@@ -90,7 +90,8 @@ Workspace<T> Network<T>::make_workspace(std::size_t capacity, bool keep_caches) 
 
 template <class T>
 const T* Network<T>::forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const {
-  require(n <= ws.capacity, "batch of " + std::to_string(n) + " rows exceeds the workspace (" +
+  if (n > ws.capacity)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " rows exceeds the workspace (" +
                                 std::to_string(ws.capacity) + ")");
   const T* in = x;
   for (std::size_t k = 0; k < layers_.size(); ++k) {
