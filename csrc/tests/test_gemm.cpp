@@ -62,9 +62,14 @@ Problem<T> make_problem(Shape s, Trans ta, Trans tb, T alpha, T beta, size_t pad
   p.ldb = b_cols + pad;
   p.ldc = s.N + pad;
   std::uniform_real_distribution<double> u(-1.0, 1.0);
-  p.A.resize(a_rows * p.lda + 1);
-  p.B.resize(b_rows * p.ldb + 1);
-  p.C0.resize(s.M * p.ldc + 1);
+  // Exactly as much as a BLAS caller must provide: the last row ends at its
+  // last element, so the sanitizer build catches any read past it.
+  auto extent = [](size_t rows, size_t cols, size_t ld) {
+    return rows == 0 || cols == 0 ? size_t(1) : (rows - 1) * ld + cols;
+  };
+  p.A.resize(extent(a_rows, a_cols, p.lda));
+  p.B.resize(extent(b_rows, b_cols, p.ldb));
+  p.C0.resize(extent(s.M, s.N, p.ldc));
   for (auto& x : p.A) x = static_cast<T>(u(rng));
   for (auto& x : p.B) x = static_cast<T>(u(rng));
   for (auto& x : p.C0) x = nan_c ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(u(rng));
