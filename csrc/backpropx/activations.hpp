@@ -81,17 +81,18 @@ const char* activation_name(Activation a);
 Activation activation_from_name(const std::string& name);
 std::vector<std::string> activation_names();
 
-// z, y are (N, OUT); y may alias z.
+// The Dense layer's epilogue in one pass over memory: z += bias (per row;
+// bias may be null), then y = f(z). y may alias z; z keeps the
+// pre-activation when they differ.
 template <class T>
-void activation_forward(Activation a, const T* z, T* y, std::size_t rows, std::size_t cols);
+void bias_activation_forward(Activation a, const T* bias, T* z, T* y, std::size_t rows,
+                             std::size_t cols);
 
-// dz = dy * f'(z), or softmax's Jacobian-vector product; dz may alias dy.
+// The Dense layer's backward prologue in one pass: dy becomes dz = dy * f'(z)
+// (softmax: its Jacobian-vector product), and db += column sums of dz when db
+// is not null. db is summed in row order, whatever the thread count.
 template <class T>
-void activation_backward(Activation a, const T* z, const T* y, const T* dy, T* dz,
-                         std::size_t rows, std::size_t cols);
-
-// Row-wise softmax, max-subtracted so no exp overflows.
-template <class T>
-void softmax_rows(const T* z, T* y, std::size_t rows, std::size_t cols);
+void activation_backward_bias(Activation a, const T* z, const T* y, T* dy, T* db,
+                              std::size_t rows, std::size_t cols);
 
 }  // namespace bpx

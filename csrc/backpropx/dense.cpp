@@ -49,27 +49,21 @@ void Dense<T>::forward(const T* x, T* y, T* cache, std::size_t n, const Pass&) c
   // x is (N, IN), weight is (OUT, IN), y and z are (N, OUT)
   T* z = cache != nullptr ? cache : y;
   gemm<T>(Trans::N, Trans::T, n, out_, in_, T(1), x, in_, weight_, in_, T(0), z, out_);
-  if (has_bias_)
-    for (std::size_t r = 0; r < n; ++r)
-      for (std::size_t j = 0; j < out_; ++j) z[r * out_ + j] += bias_[j];
-  activation_forward(act_, z, y, n, out_);
+  bias_activation_forward(act_, has_bias_ ? bias_ : nullptr, z, y, n, out_);
 }
 
 template <class T>
 void Dense<T>::backward(const T* x, const T* y, const T* cache, T* dy, T* dx, std::size_t n,
                         const Pass& pass) {
   // forward: z = x W^T + b, y = f(z)
-  // dz = dy * f'(z)   (in place in dy)
-  if (!pass.dy_is_preactivation) activation_backward(act_, preactivation(y, cache), y, dy, dy, n, out_);
+  // dz = dy * f'(z) (in place in dy);  db += sum over rows of dz
+  T* db = this->trainable && has_bias_ ? dbias_ : nullptr;
+  const Activation act = pass.dy_is_preactivation ? Activation::identity : act_;
+  activation_backward_bias(act, preactivation(y, cache), y, dy, db, n, out_);
   const T* dz = dy;
-  if (this->trainable) {
-    // dW += dz^T x : dz (N, OUT), x (N, IN), dW (OUT, IN)
+  // dW += dz^T x : dz (N, OUT), x (N, IN), dW (OUT, IN)
+  if (this->trainable)
     gemm<T>(Trans::T, Trans::N, out_, in_, n, T(1), dz, out_, x, in_, T(1), dweight_, in_);
-    // db += sum over rows of dz
-    if (has_bias_)
-      for (std::size_t r = 0; r < n; ++r)
-        for (std::size_t j = 0; j < out_; ++j) dbias_[j] += dz[r * out_ + j];
-  }
   // dx = dz W : dz (N, OUT), W (OUT, IN), dx (N, IN)
   if (dx != nullptr) gemm<T>(Trans::N, Trans::N, n, in_, out_, T(1), dz, out_, weight_, in_, T(0), dx, in_);
 }
