@@ -152,19 +152,22 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
                     : nullptr;
   T* b_buf = pack_b ? static_cast<T*>(packing_buffer(1, max_b_panels * NR * KB * sizeof(T)))
                     : nullptr;
-  // Panel states (kUnpacked, kPacking, kPacked): A panels, then B panels.
-  int* a_state = static_cast<int*>(packing_buffer(2, (max_a_panels + max_b_panels) * sizeof(int)));
-  int* b_state = a_state + max_a_panels;
+  // States (kUnpacked, kPacking, kPacked) of each KC slice of each panel:
+  // A panels, then B panels; slice s of panel p at [p * max_slices + s].
+  const size_t max_slices = (KB + KC - 1) / KC;
+  int* a_state = static_cast<int*>(
+      packing_buffer(2, (max_a_panels + max_b_panels) * max_slices * sizeof(int)));
+  int* b_state = a_state + max_a_panels * max_slices;
 
   for (size_t k0 = 0; k0 < K; k0 += KB) {
     const size_t kb = min_sz(KB, K - k0);
     const T beta_k = k0 == 0 ? beta : T(1);
     for (size_t j0 = 0; j0 < N; j0 += NB) {
       const size_t nb = min_sz(NB, N - j0);
-      for (size_t q = 0; q < max_b_panels; ++q) b_state[q] = kUnpacked;
+      for (size_t q = 0; q < max_b_panels * max_slices; ++q) b_state[q] = kUnpacked;
       for (size_t i0 = 0; i0 < M; i0 += MB) {
         const size_t mb = min_sz(MB, M - i0);
-        for (size_t p = 0; p < max_a_panels; ++p) a_state[p] = kUnpacked;
+        for (size_t p = 0; p < max_a_panels * max_slices; ++p) a_state[p] = kUnpacked;
 
         // Tasks: MT x NT tiles of C (multiples of MR x NR on a fixed grid),
         // made smaller until every thread has a few.
@@ -184,29 +187,24 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
         auto task = [&](size_t t) {
           const size_t ti0 = (t / tiles_n) * mt, ti1 = min_sz(mb, ti0 + mt);
           const size_t tj0 = (t % tiles_n) * nt, tj1 = min_sz(nb, tj0 + nt);
-          // Panels are packed by the first task that needs them, inside this
-          // one parallel region: no barrier between packing and computing.
-          if (pack_a)
-            for (size_t p = ti0 / MR; p * MR < ti1; ++p)
-              ensure_packed(&a_state[p], [&] {
-                pack_a_panel<Kern>(trans_a, A, lda, i0 + p * MR, min_sz(MR, mb - p * MR), k0, kb,
-                                   a_buf + p * MR * kb);
-              });
-          if (pack_b)
-            for (size_t q = tj0 / NR; q * NR < tj1; ++q)
-              ensure_packed(&b_state[q], [&] {
-                pack_b_panel<Kern>(trans_b, B, ldb, j0 + q * NR, min_sz(NR, nb - q * NR), k0, kb,
-                                   b_buf + q * NR * kb);
-              });
+          // Each KC slice of a panel is packed by the first task that needs
+          // it, right before its first use (so it is still in cache), inside
+          // this one parallel region: no barrier between packing and computing.
           for (size_t p0 = 0; p0 < kb; p0 += KC) {
-            const size_t kc = min_sz(KC, kb - p0);
+            const size_t kc = min_sz(KC, kb - p0), slice = p0 / KC;
             const T beta_p = p0 == 0 ? beta_k : T(1);
             for (size_t jr = tj0; jr < tj1; jr += NR) {
               const size_t n = min_sz(NR, tj1 - jr);
               const T* bp;
               size_t b_ld;
               if (pack_b) {
-                bp = b_buf + (jr / NR) * NR * kb + p0 * NR;
+                const size_t q = jr / NR;
+                T* packed = b_buf + q * NR * kb + p0 * NR;
+                ensure_packed(&b_state[q * max_slices + slice], [&] {
+                  pack_b_panel<Kern>(trans_b, B, ldb, j0 + jr, min_sz(NR, nb - jr), k0 + p0, kc,
+                                     packed);
+                });
+                bp = packed;
                 b_ld = NR;
               } else {
                 bp = B + (k0 + p0) * ldb + j0 + jr;
@@ -216,8 +214,13 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
                 const size_t m = min_sz(MR, ti1 - ir);
                 T* c = C + (i0 + ir) * c_rs + (j0 + jr) * c_cs;
                 if (pack_a) {
-                  Kern::run(kc, a_buf + (ir / MR) * MR * kb + p0 * MR, 1, MR, true, bp, b_ld, c,
-                            ldc, c_trans, m, n, alpha, beta_p);
+                  const size_t p = ir / MR;
+                  T* ap = a_buf + p * MR * kb + p0 * MR;
+                  ensure_packed(&a_state[p * max_slices + slice], [&] {
+                    pack_a_panel<Kern>(trans_a, A, lda, i0 + ir, min_sz(MR, mb - ir), k0 + p0, kc,
+                                       ap);
+                  });
+                  Kern::run(kc, ap, 1, MR, true, bp, b_ld, c, ldc, c_trans, m, n, alpha, beta_p);
                 } else if (trans_a) {
                   Kern::run(kc, A + (k0 + p0) * lda + i0 + ir, 1, lda, false, bp, b_ld, c, ldc,
                             c_trans, m, n, alpha, beta_p);
