@@ -15,11 +15,10 @@ void* packing_buffer(int slot, std::size_t bytes);
 // Threads for a product of `multiply_adds` (M N K): 1 below a size where a
 // fork costs more than it saves, or while backing off because the other
 // threads failed to help (a core busy with another process); see
-// gemm_threads.cpp. After a threaded product, report whether any thread
-// other than the caller ran a task, how long the caller waited for the
-// others after its own last task, and the product's whole time.
+// gemm_threads.cpp. After a threaded product, report how long the caller
+// waited for the others after its own last task, and the product's time.
 int gemm_threads(double multiply_adds);
-void gemm_threads_report(bool helped, std::int64_t wait_ns, std::int64_t total_ns);
+void gemm_threads_report(std::int64_t wait_ns, std::int64_t total_ns);
 // Steady-clock nanoseconds.
 std::int64_t gemm_clock_ns();
 

@@ -1,6 +1,6 @@
 // Runs the tasks of one product, each producing its own part of C, on the
-// threads gemm_threads() granted, and reports whether the helpers took part
-// and how long the caller then waited for them.
+// threads gemm_threads() granted, and reports how long the caller waited
+// for the helpers after its own last task.
 // Internal linkage: compiled once per instruction set (see gemm_driver.hpp).
 #pragma once
 
@@ -21,15 +21,12 @@ void run_tasks(int threads, std::size_t n_tasks, Task&& task) {
   }
   const std::int64_t start = gemm_clock_ns();
   std::int64_t caller_done = start;  // when the calling thread finished its last task
-  int helped = 0;
   parallel_for(n_tasks, [&](std::size_t t) {
-    const bool caller = omp_get_thread_num() == 0;
-    if (!caller) __atomic_store_n(&helped, 1, __ATOMIC_RELAXED);
     task(t);
-    if (caller) caller_done = gemm_clock_ns();
+    if (omp_get_thread_num() == 0) caller_done = gemm_clock_ns();
   });
   const std::int64_t end = gemm_clock_ns();
-  gemm_threads_report(helped != 0, end - caller_done, end - start);
+  gemm_threads_report(end - caller_done, end - start);
 }
 
 }  // namespace
