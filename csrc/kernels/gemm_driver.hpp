@@ -4,7 +4,7 @@
 //   struct Kern {
 //     using T = float;                 // element type
 //     static constexpr size_t MR, NR;  // register tile: MR rows x NR columns of C
-//     static constexpr size_t KC;      // depth of one rank-KC update (B micro-panel in L1)
+//     static constexpr size_t KC;      // depth of one rank-KC update of C
 //     static constexpr size_t MC, NT;  // rows, columns of a compute task (A block in L2)
 //     using V;                         // vector type (gemm_microkernel.hpp)
 //     static constexpr size_t DR, DC;  // tile of the skinny path (gemm_dot.hpp)
@@ -18,10 +18,18 @@
 //                     T beta);
 //   };
 //
+// Loops: chunks of K (kMaxKB), N (kMaxNB) and M (kMaxMB) bound the packing
+// buffers; each chunk is one parallel_for over tasks, MC x NT tiles of C.
+// A task walks KC slices, then NR-column micro-panels of packed op(B), then
+// MR-row micro-panels of packed op(A) (the A block stays in L2, the B
+// micro-panel in L1/L2). The first task to need a slice of a panel packs it
+// (transposes handled by the packing), so there is no barrier between packing
+// and computing and a panel is packed once per chunk whatever the threads.
+//
 // Every element of C sums its products in one fixed order: k ascending inside
-// a KC slice, slices added to C in ascending order. Block sizes never depend
-// on the thread count and tasks only partition C, so results are bit-identical
-// for any number of threads.
+// a KC slice, slices added to C in ascending order. Block sizes and the choice
+// of path depend on the shape only, never on the thread count, and tasks only
+// partition C, so results are bit-identical for any number of threads.
 //
 // This header is compiled once per instruction set, with that set's flags,
 // so everything here has internal linkage (anonymous namespace) and uses no
