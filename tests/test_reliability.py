@@ -322,3 +322,32 @@ def test_building_training_and_dropping_networks_keeps_memory_flat():
 def test_impossible_allocation_is_memory_error():
     with pytest.raises(MemoryError, match="MiB"):
         bx.Network([bx.Dense(10**7, 10**7)])
+
+
+# ---- Ctrl-C ----------------------------------------------------------------------
+
+SIGINT_CHILD = textwrap.dedent("""
+    import numpy as np
+    import backpropx as bx
+    X = np.random.default_rng(0).normal(size=(20000, 64)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = bx.Network([bx.Dense(64, 256, activation="relu"), bx.Dense(256, 2, activation="softmax")])
+    trainer = bx.Trainer(net, batch_size=16)
+    class Started(bx.Callback):
+        every = 50
+        def on_batch_end(self, batch, logs):
+            if trainer.epochs_done == 0 and batch == 50:
+                print("started", flush=True)
+    history = trainer.fit(X, y, epochs=1000, verbose=0, callbacks=[Started()])
+    finite = all(np.isfinite(p).all() for p in net.parameters())
+    print("interrupted", history.interrupted, trainer.epochs_done < 1000, finite, flush=True)
+""")
+
+
+def test_ctrl_c_stops_fit_at_a_batch_boundary():
+    with subprocess.Popen([sys.executable, "-c", SIGINT_CHILD], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "started"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.strip() == "interrupted True True True"
