@@ -412,7 +412,7 @@ class _BaseMLP(BaseEstimator):
                 break
             if self.n_iter_ == self.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                              "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+                              "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         if self.early_stopping:
             self._network.load_state_dict(self._best_params)
 
