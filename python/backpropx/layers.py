@@ -43,6 +43,14 @@ class Layer:
         """Number of parameters (weights and biases)."""
         return 0
 
+    @classmethod
+    def _from_config(cls, cfg: dict[str, Any]) -> Layer:
+        raise NotImplementedError
+
+    def _copy(self) -> Layer:
+        """A new, unattached layer with the same configuration."""
+        return type(self)._from_config(self._config())
+
     def _attach(self, network: Network, index: int) -> None:
         self._network = network
         self._index = index
@@ -127,11 +135,6 @@ class Dense(Layer):
         return {"kind": "dense", "in_features": self.in_features, "out_features": self.out_features,
                 "bias": self.use_bias, "activation": self.activation, "init": self.init}
 
-    def _copy(self) -> Dense:
-        return Dense(self.in_features, self.out_features,
-                     None if self.activation == "identity" else self.activation,
-                     bias=self.use_bias, init=self.init)
-
     def num_params(self) -> int:
         return self.in_features * self.out_features + (self.out_features if self.use_bias else 0)
 
@@ -192,9 +195,6 @@ class Dropout(Layer):
     @classmethod
     def _from_config(cls, cfg: dict[str, Any]) -> Dropout:
         return cls(cfg.get("p"), features=cfg.get("features"))
-
-    def _copy(self) -> Dropout:
-        return Dropout(self.p, features=self.in_features)
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p:g})"

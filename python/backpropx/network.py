@@ -83,9 +83,10 @@ class Network:
                 layer = fresh
             own.append(layer)
         self._layers = own
-        self._index: dict[tuple[int, str], int] = {}
-        for i, (k, name, _shape, _offset) in enumerate(self._core.tensors()):
-            self._index[(k, name)] = i
+        # (layer, name, shape, offset into the flat buffer) per parameter tensor; fixed for life.
+        self._tensors: list[tuple[int, str, tuple[int, ...], int]] = [
+            (k, name, tuple(shape), offset) for k, name, shape, offset in self._core.tensors()]
+        self._index = {(k, name): i for i, (k, name, _s, _o) in enumerate(self._tensors)}
         for k, layer in enumerate(own):
             layer._attach(self, k)
         for k, source in copied:
@@ -124,7 +125,7 @@ class Network:
     def named_parameters(self) -> list[tuple[str, np.ndarray]]:
         """("{k}.{name}", view) for every parameter tensor; views share the network's memory."""
         return [(f"{k}.{name}", self._core.param_view(i))
-                for i, (k, name, _s, _o) in enumerate(self._core.tensors())]
+                for i, (k, name, _s, _o) in enumerate(self._tensors)]
 
     def parameters(self) -> list[np.ndarray]:
         """Views of every parameter tensor, in storage order (no copies)."""
@@ -160,7 +161,7 @@ class Network:
         weights = as_sample_weight(sample_weight, Xc.shape[0], self._dtype)
         value = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
         grads = {f"{k}.{name}": np.array(self._core.grad_view(i))
-                 for i, (k, name, _s, _o) in enumerate(self._core.tensors())}
+                 for i, (k, name, _s, _o) in enumerate(self._tensors)}
         return float(value), grads
 
     # ---- state ---------------------------------------------------------
@@ -173,7 +174,7 @@ class Network:
         mis-shaped keys, dtype, non-finite values); on any error nothing changes."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        expected = {f"{k}.{name}": (i, tuple(shape)) for i, (k, name, shape, _o) in enumerate(self._core.tensors())}
+        expected = {f"{k}.{name}": (shape, offset) for k, name, shape, offset in self._tensors}
         missing = sorted(set(expected) - set(state_dict))
         extra = sorted(set(state_dict) - set(expected))
         if missing or extra:
@@ -184,7 +185,7 @@ class Network:
                 parts.append(f"unexpected keys {extra}")
             raise ValueError("state_dict does not match the network: " + "; ".join(parts))
         flat = np.array(self._core.flat_params())
-        for key, (i, shape) in expected.items():
+        for key, (shape, offset) in expected.items():
             arr = np.asarray(state_dict[key])
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"state_dict[{key!r}] must hold real numbers, got dtype {arr.dtype}")
@@ -197,7 +198,6 @@ class Network:
             if not np.isfinite(cast).all():
                 raise ValueError(f"state_dict[{key!r}] holds values too large for {self._dtype.name} "
                                  f"(largest magnitude {np.max(np.abs(arr)):g})")
-            offset = self._core.tensors()[i][3]
             flat[offset:offset + arr.size] = cast.reshape(-1)
         self._core.assign_params(flat)
 
