@@ -208,4 +208,4 @@ def layer_from_config(cfg: dict[str, Any]) -> Layer:
     kind = cfg.get("kind")
     if kind not in LAYER_KINDS:
         raise ValueError(f"unknown layer kind {kind!r}; expected one of: {', '.join(LAYER_KINDS)}")
-    return LAYER_KINDS[kind]._from_config(cfg)  # type: ignore[attr-defined]
+    return LAYER_KINDS[kind]._from_config(cfg)
