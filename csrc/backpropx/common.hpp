@@ -17,6 +17,16 @@
 #include <utility>
 #include <vector>
 
+// Element-wise loops compiled once per x86-64 level and picked at load time
+// (GCC/Clang function multi-versioning). The core is built with
+// -ffp-contract=off, so every clone gives the same bits.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
+#define BPX_ELEMENTWISE_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define BPX_ELEMENTWISE_CLONES
+#endif
+
 namespace bpx {
 
 // Per-sample shape of a layer's input or output. Dense layers use {features};

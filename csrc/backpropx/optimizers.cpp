@@ -158,26 +158,57 @@ class AdamBase : public Optimizer<T> {
     const double t = static_cast<double>(this->t_);
     const T step_size = T(this->lr / (1 - std::pow(beta1_, t)));
     const T bc2_sqrt = T(std::sqrt(1 - std::pow(beta2_, t)));
-    const T w1 = T(1 - beta1_), b2 = T(beta2_), w2 = T(1 - beta2_), eps = T(eps_);
-    const T wd = T(wd_), decay = T(1 - this->lr * wd_);
-    T* m = s[0];
-    T* v = s[1];
-    for (std::size_t i = 0; i < n; ++i) {
-      T grad = g[i];
-      if (wd_ != 0) {
-        if (decoupled_) p[i] *= decay;
-        else grad += wd * p[i];
-      }
-      m[i] = lerp(m[i], grad, w1);
-      v[i] = v[i] * b2 + w2 * grad * grad;
-      T second = v[i];
-      if (amsgrad_) second = s[2][i] = std::max(s[2][i], v[i]);
-      const T denom = std::sqrt(second) / bc2_sqrt + eps;
-      p[i] += -step_size * (m[i] / denom);
+    const Coefficients c{T(1 - beta1_), T(beta2_), T(1 - beta2_), T(eps_), T(wd_),
+                         T(1 - this->lr * wd_), step_size, bc2_sqrt};
+    // Choices fixed for the whole call become template arguments, so the
+    // loop has no branches and vectorises.
+    const int decay = wd_ == 0 ? kNoDecay : decoupled_ ? kDecoupled : kL2;
+    const bool low = c.w1 < T(0.5);
+    if (amsgrad_) {
+      if (low) dispatch_decay<true, true>(decay, p, g, s, n, c);
+      else dispatch_decay<true, false>(decay, p, g, s, n, c);
+    } else {
+      if (low) dispatch_decay<false, true>(decay, p, g, s, n, c);
+      else dispatch_decay<false, false>(decay, p, g, s, n, c);
     }
   }
 
  private:
+  enum { kNoDecay, kL2, kDecoupled };
+  struct Coefficients {
+    T w1, b2, w2, eps, wd, decay, step_size, bc2_sqrt;
+  };
+
+  template <bool kAmsgrad, bool kLowWeight>
+  static void dispatch_decay(int decay, T* p, const T* g, T* const* s, std::size_t n,
+                             const Coefficients& c) {
+    if (decay == kNoDecay) loop<kAmsgrad, kLowWeight, kNoDecay>(p, g, s, n, c);
+    else if (decay == kL2) loop<kAmsgrad, kLowWeight, kL2>(p, g, s, n, c);
+    else loop<kAmsgrad, kLowWeight, kDecoupled>(p, g, s, n, c);
+  }
+
+  // Cloned for AVX-512 and AVX2 machines, chosen when the library loads.
+  template <bool kAmsgrad, bool kLowWeight, int kDecay>
+  BPX_ELEMENTWISE_CLONES static void loop(T* __restrict p, const T* __restrict g, T* const* s, std::size_t n,
+                   const Coefficients& c) {
+    T* __restrict m = s[0];
+    T* __restrict v = s[1];
+    T* __restrict vmax = kAmsgrad ? s[2] : nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      T grad = g[i];
+      if constexpr (kDecay == kDecoupled) p[i] *= c.decay;
+      if constexpr (kDecay == kL2) grad += c.wd * p[i];
+      // torch.lerp(m, grad, w1), whose formula depends on the weight
+      if constexpr (kLowWeight) m[i] = m[i] + c.w1 * (grad - m[i]);
+      else m[i] = grad - (grad - m[i]) * (T(1) - c.w1);
+      v[i] = v[i] * c.b2 + c.w2 * grad * grad;
+      T second = v[i];
+      if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);
+      const T denom = std::sqrt(second) / c.bc2_sqrt + c.eps;
+      p[i] += -c.step_size * (m[i] / denom);
+    }
+  }
+
   double beta1_, beta2_, eps_, wd_;
   bool amsgrad_, decoupled_;
 };
