@@ -131,6 +131,66 @@ def run_case(name: str, threads: int, peers: dict[str, type], repeats: int, quic
     return rates
 
 
+# (name, M, N, K, trans_a, trans_b, dtype): op(A) (M, K) . op(B) (K, N), the
+# training products as they occur (X.W^T forward, dY^T.X weight gradient, dY.W input gradient).
+GEMM_SHAPES: list[tuple[str, int, int, int, bool, bool, str]] = [
+    ("square 256", 256, 256, 256, False, False, "float32"),
+    ("square 512", 512, 512, 512, False, False, "float32"),
+    ("square 1024", 1024, 1024, 1024, False, False, "float32"),
+    ("square 2048", 2048, 2048, 2048, False, False, "float32"),
+    ("W1 784->256 fwd X.W^T", 128, 256, 784, False, True, "float32"),
+    ("W1 784->256 dW = dY^T.X", 256, 784, 128, True, False, "float32"),
+    ("W1 256->256 dX = dY.W", 128, 256, 256, False, False, "float32"),
+    ("W3 1024->1024 fwd X.W^T", 256, 1024, 1024, False, True, "float32"),
+    ("W3 1024->1024 dW = dY^T.X", 1024, 1024, 256, True, False, "float32"),
+    ("W3 1024->1024 dX = dY.W", 256, 1024, 1024, False, False, "float32"),
+    ("skinny 128x256 . (10x256)^T", 128, 10, 256, False, True, "float32"),
+    ("float64 square 512", 512, 512, 512, False, False, "float64"),
+    ("float64 square 1024", 1024, 1024, 1024, False, False, "float64"),
+    ("float64 W3 1024->1024 fwd", 256, 1024, 1024, False, True, "float64"),
+]
+GEMM_QUICK = {"square 256", "skinny 128x256 . (10x256)^T", "float64 square 512"}
+
+
+def run_gemm(threads: int, repeats: int, quick: bool, settle: float,
+             log: Callable[[str], None]) -> list[tuple[str, list[float], list[float]]]:
+    """GFLOP/s of backpropx's GEMM and NumPy's @ per shape, alternated A B A B."""
+    from backpropx import _core
+
+    rows = []
+    rng = np.random.default_rng(0)
+    with set_threads(threads):
+        for name, M, N, K, ta, tb, dtype in GEMM_SHAPES:
+            if quick and name not in GEMM_QUICK:
+                continue
+            a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+            b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+            ours = getattr(_core, f"gemm_{dtype}")
+            opa, opb = (a.T if ta else a), (b.T if tb else b)
+            if not np.allclose(ours(a, b, ta, tb), opa @ opb, rtol=1e-3, atol=1e-3 * np.sqrt(K)):
+                raise SystemExit(f"gemm {name}: backpropx's result differs from NumPy's")
+            calls = max(1, int(2e8 // (2 * M * N * K))) if not quick else 1
+            flops = 2.0 * M * N * K * calls
+
+            def mine() -> None:
+                for _ in range(calls):
+                    ours(a, b, ta, tb)
+
+            def numpy_() -> None:
+                for _ in range(calls):
+                    opa @ opb
+
+            mine(), numpy_()  # warm-up
+            got: dict[str, list[float]] = {"bx": [], "np": []}
+            for r in range(repeats):
+                for who, fn in ((("bx", mine), ("np", numpy_)) if r % 2 == 0 else (("np", numpy_), ("bx", mine))):
+                    got[who].append(flops / timed(fn, settle) / 1e9)
+            log(f"gemm {name} threads={threads}: bx {statistics.median(got['bx']):.1f} GFLOP/s, "
+                f"numpy {statistics.median(got['np']):.1f}")
+            rows.append((name, got["bx"], got["np"]))
+    return rows
+
+
 def fmt_rate(v: float) -> str:
     return f"{v / 1e3:.1f}k" if v < 1e6 else f"{v / 1e6:.2f}M"
 
@@ -206,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=None,
                     help="untimed pause in seconds before each timed run (default 0.1; 0 with --quick)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown report to this file")
+    ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison with NumPy's @")
     args = ap.parse_args(argv)
 
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -238,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             loads[(name, t)] = loadavg().split()[0]
             results[(name, t)] = run_case(name, t, peers, repeats, args.quick, settle, log)
+    gemm_results = {}
+    if not args.no_gemm:
+        for t in threads:
+            gemm_results[t] = run_gemm(t, repeats, args.quick, settle, log)
     wall = time.perf_counter() - wall
 
     others = [p for p in PEER_ORDER if p != "backpropx" and p in peers]
@@ -276,6 +341,22 @@ def main(argv: list[str] | None = None) -> int:
         bxr = rates.get("backpropx")
         row = [name, str(t), loads[(name, t)]] + [cell(rates.get(p)) for p in shown] + [ratio_cell(bxr, rates.get(p)) for p in others]
         lines.append("| " + " | ".join(row) + " |")
+    if gemm_results:
+        lines += [
+            "",
+            "## GEMM: backpropx's kernel vs NumPy's `@` (OpenBLAS)",
+            "",
+            f"GFLOP/s (2 M N K per product) median [min–max], {repeats} repeat(s) alternated; "
+            f"kernel {bx.get_kernel()}; ratio = backpropx / NumPy.",
+            "",
+            "| product | threads | backpropx GFLOP/s | NumPy GFLOP/s | ratio |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for t, rows in gemm_results.items():
+            for name, mine, theirs in rows:
+                lines.append(f"| {name} | {t} | {statistics.median(mine):.1f} [{min(mine):.1f}–{max(mine):.1f}] | "
+                             f"{statistics.median(theirs):.1f} [{min(theirs):.1f}–{max(theirs):.1f}] | "
+                             f"{statistics.median(mine) / statistics.median(theirs):.2f} |")
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out is not None:

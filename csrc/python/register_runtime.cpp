@@ -1,4 +1,5 @@
 #include "backpropx/activations.hpp"
+#include "backpropx/gemm.hpp"
 #include "backpropx/init.hpp"
 #include "backpropx/losses.hpp"
 #include "backpropx/optimizers.hpp"
@@ -19,6 +20,31 @@ std::string compiler() {
   return "unknown";
 #endif
 }
+// op(a) . op(b) with the core's GEMM, for benchmarks and kernel tests.
+template <class T>
+py::array_t<T> matmul(const CArray<T>& a, const CArray<T>& b, bool trans_a, bool trans_b) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("gemm needs 2-dimensional arrays");
+  const std::size_t M = static_cast<std::size_t>(a.shape(trans_a ? 1 : 0));
+  const std::size_t K = static_cast<std::size_t>(a.shape(trans_a ? 0 : 1));
+  const std::size_t Kb = static_cast<std::size_t>(b.shape(trans_b ? 1 : 0));
+  const std::size_t N = static_cast<std::size_t>(b.shape(trans_b ? 0 : 1));
+  if (K != Kb)
+    throw py::value_error("gemm: inner sizes differ (" + std::to_string(K) + " and " +
+                          std::to_string(Kb) + ")");
+  py::array_t<T> c({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+  T* out = c.mutable_data();
+  const T* pa = a.data();
+  const T* pb = b.data();
+  const std::size_t lda = static_cast<std::size_t>(a.shape(1)), ldb = static_cast<std::size_t>(b.shape(1));
+  {
+    py::gil_scoped_release release;
+    if (K == 0) std::fill(out, out + M * N, T(0));
+    else gemm<T>(trans_a ? Trans::T : Trans::N, trans_b ? Trans::T : Trans::N, M, N, K, T(1), pa, lda, pb,
+                 ldb, T(0), out, N);
+  }
+  return c;
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
@@ -42,6 +68,11 @@ void register_runtime(py::module_& m) {
       if (kernels::isa_supported(isa)) out.emplace_back(kernels::isa_name(isa));
     return out;
   });
+
+  m.def("gemm_float32", &matmul<float>, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, "op(a) @ op(b) with the core's GEMM (for benchmarks and tests)");
+  m.def("gemm_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, "op(a) @ op(b) with the core's GEMM (for benchmarks and tests)");
 
   py::register_exception<NonFiniteError>(m, "NonFiniteError", PyExc_FloatingPointError);
 }
