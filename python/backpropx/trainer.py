@@ -165,7 +165,8 @@ class Trainer:
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, sample_weight_val)")
+                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple "
+                                "(X_val, y_val, sample_weight_val)")
             val = self._data(*validation_data[:2], name="validation ",
                              sample_weight=validation_data[2] if len(validation_data) == 3 else None)
         elif split > 0:
@@ -222,7 +223,7 @@ class Trainer:
                     self.save_checkpoint(path)
                 self._pending_checkpoints.clear()
         except KeyboardInterrupt:
-            progress.close()
+            progress.close()  # end the bar before printing
             history.interrupted = True
             if verbose:
                 print(f"interrupted during epoch {self.epochs_done + 1}; the network holds the weights "
@@ -244,9 +245,11 @@ class Trainer:
                     cb.on_batch_end(batch, {"batch": batch, "batches": batches, "samples": samples,
                                             "loss": loss})
 
+        # Each call from C++ takes the GIL: call back only when someone listens.
+        wanted = progress.live or bool(batch_callbacks)
         step = every if not batch_callbacks else math.gcd(every, *(cb.every for cb in batch_callbacks))
         try:
-            return self._core.train_epoch(Xc, values, labels, on_batches, step, weights)
+            return self._core.train_epoch(Xc, values, labels, on_batches if wanted else None, step, weights)
         except _core.NonFiniteError as exc:
             err = _core.NonFiniteError(f"training stopped in epoch {epoch}: {exc}. The network keeps its "
                                        "last finite weights; try a lower learning rate, gradient clipping "
