@@ -141,8 +141,10 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     opt_.step(net_.params(), net_.grads(), segments);
     if (!all_finite(net_.params(), net_.num_params())) {
       std::copy(before_step_.begin(), before_step_.end(), net_.params());
+      opt_.reset();  // its moments saw the overflow too
       throw NonFiniteError("the update of batch " + std::to_string(b + 1) +
-                           " made parameters non-finite; it was undone");
+                           " made parameters non-finite; it was undone and the optimizer state "
+                           "restarted");
     }
     if (b + 1 == batches) stats.update_ratio = update_ratios();
     loss_sum += value * batch_weight;
