@@ -11,9 +11,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -57,6 +59,21 @@ class NonFiniteError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// True when no element is NaN or infinite: exactly those have all exponent
+// bits set, and integer tests vectorise, unlike a floating-point reduction.
+template <class T>
+bool all_finite(const T* p, std::size_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  Bits bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, p + i, sizeof b);
+    bad |= Bits((b & exponent) == exponent);
+  }
+  return bad == 0;
+}
 
 // A product of sizes that would overflow size_t is a MemoryError, not a crash.
 std::size_t checked_mul(std::size_t a, std::size_t b);

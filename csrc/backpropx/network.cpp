@@ -155,6 +155,10 @@ void Network<T>::predict(const T* x, std::size_t n, T* out) const {
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
     const T* y = forward(x + r * in_features_, m, ws, Pass{});
+    if (!all_finite(y, m * out_features_))
+      throw NonFiniteError("the network's output is not finite (rows " + std::to_string(r) + " to " +
+                           std::to_string(r + m - 1) + "): its weights or inputs overflow " +
+                           (sizeof(T) == 4 ? "float32" : "float64"));
     std::copy(y, y + m * out_features_, out + r * out_features_);
   }
 }
@@ -175,6 +179,8 @@ std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::si
     weights += weight_sum(part, m);
     correct += count_correct(loss, input, part, m, out_features_);
   }
+  if (!std::isfinite(loss_sum))
+    throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
   return {weights > 0 ? loss_sum / weights : 0.0, correct};
 }
 

@@ -81,10 +81,12 @@ class Network {
                           Pass pass, double* correct = nullptr);
 
   // Inference on n rows into out (n, out_features). Uses its own buffers,
-  // so any number of threads may call it at once.
+  // so any number of threads may call it at once. Throws NonFiniteError
+  // rather than return NaN or infinity.
   void predict(const T* x, std::size_t n, T* out) const;
 
-  // (Weighted) mean loss and number of correct predictions over n rows, in chunks.
+  // (Weighted) mean loss and number of correct predictions over n rows, in
+  // chunks; NonFiniteError when the loss is not finite.
   std::pair<double, double> evaluate(const T* x, Targets<T> y, std::size_t n, Loss loss) const;
 
  private:

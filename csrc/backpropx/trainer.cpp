@@ -10,21 +10,6 @@
 namespace bpx {
 
 namespace {
-// An element is NaN or infinite exactly when its exponent bits are all set;
-// integer tests vectorise, unlike a floating-point reduction.
-template <class T>
-bool all_finite(const T* p, std::size_t n) {
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-  Bits bad = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    Bits b;
-    std::memcpy(&b, p + i, sizeof b);
-    bad |= Bits((b & exponent) == exponent);
-  }
-  return bad == 0;
-}
-
 // Sum of squares in double, over eight interleaved partial sums (a fixed
 // order, so the result does not depend on threads, yet the loop pipelines).
 template <class T>

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 
@@ -112,7 +113,10 @@ void bind_network(py::module_& m) {
         std::unique_lock lock(h.mutex);
         Workspace<T> ws = h.net->make_workspace(n, true);
         h.net->zero_grad();
-        return h.net->forward_backward(x, t, n, loss, ws, Pass{});
+        const double value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
+        if (!std::isfinite(value))
+          throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
+        return value;
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
          py::arg("weights") = py::none(), "Mean loss of (X, targets); gradients are left in grad_view()")
       .def("evaluate", [](const Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
