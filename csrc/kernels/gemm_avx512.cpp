@@ -67,33 +67,9 @@ struct VecF64 {
   }
 };
 
-// MR rows, KC depth, MC x NT task tiles (see gemm_driver.hpp).
-template <class Vec, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT>
-struct Kern {
-  using V = Vec;
-  using T = typename V::T;
-  static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
-  static constexpr std::size_t DR = 4, DC = 5;  // skinny tiles of gemm_dot.hpp
-  static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
-                  const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
-                  std::size_t n, T alpha, T beta) {
-    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
-  }
-};
-
-using KernF32 = Kern<VecF32, 12, 512, 192, 512>;
-using KernF64 = Kern<VecF64, 12, 512, 192, 256>;
-
-template <class T>
-struct KernFor;
-template <>
-struct KernFor<float> {
-  using type = KernF32;
-};
-template <>
-struct KernFor<double> {
-  using type = KernF64;
-};
+// vector, MR, KC, MC, NT, DR, DC: see Kern in gemm_microkernel.hpp
+using KernF32 = Kern<VecF32, 12, 512, 192, 512, 4, 5>;
+using KernF64 = Kern<VecF64, 12, 512, 192, 256, 4, 5>;
 
 }  // namespace
 
@@ -101,8 +77,8 @@ template <class T>
 void gemm_avx512(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K, T alpha,
                  const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C,
                  std::size_t ldc) {
-  gemm_driver<typename KernFor<T>::type>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                         ldc);
+  gemm_driver<KernFor<T, KernF32, KernF64>>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                                            beta, C, ldc);
 }
 
 }  // namespace bpx::kernels

@@ -45,17 +45,7 @@ struct Vec16 {
 };
 
 template <class Elem>
-struct Kern {
-  using T = Elem;
-  using V = Vec16<T>;
-  static constexpr std::size_t MR = 4, NR = 2 * V::W, KC = 256, MC = 128, NT = 256;
-  static constexpr std::size_t DR = 2, DC = 4;  // skinny tiles of gemm_dot.hpp
-  static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
-                  const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
-                  std::size_t n, T alpha, T beta) {
-    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
-  }
-};
+using KernGeneric = Kern<Vec16<Elem>, 4, 256, 128, 256, 2, 4>;
 
 }  // namespace
 
@@ -63,7 +53,7 @@ template <class T>
 void gemm_generic(bool trans_a, bool trans_b, std::size_t M, std::size_t N, std::size_t K,
                   T alpha, const T* A, std::size_t lda, const T* B, std::size_t ldb, T beta, T* C,
                   std::size_t ldc) {
-  gemm_driver<Kern<T>>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_driver<KernGeneric<T>>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 template void gemm_generic<float>(bool, bool, std::size_t, std::size_t, std::size_t, float,

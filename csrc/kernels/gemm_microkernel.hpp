@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 namespace bpx::kernels {
 namespace {
@@ -134,6 +135,27 @@ void micro_run(std::size_t kc, const typename V::T* a, std::size_t rs, std::size
   }
 #undef BPX_TILE
 }
+
+// One ISA's configuration for gemm_driver: the vector type, MR rows of the
+// register tile, KC depth, MC x NT task tiles and DR x DC skinny tiles (see
+// gemm_driver.hpp and gemm_dot.hpp).
+template <class Vec, std::size_t kMR, std::size_t kKC, std::size_t kMC, std::size_t kNT,
+          std::size_t kDR, std::size_t kDC>
+struct Kern {
+  using V = Vec;
+  using T = typename V::T;
+  static constexpr std::size_t MR = kMR, NR = 2 * V::W, KC = kKC, MC = kMC, NT = kNT;
+  static constexpr std::size_t DR = kDR, DC = kDC;
+  static void run(std::size_t kc, const T* a, std::size_t rs, std::size_t cs, bool packed,
+                  const T* b, std::size_t ldb, T* c, std::size_t ldc, bool c_trans, std::size_t m,
+                  std::size_t n, T alpha, T beta) {
+    micro_run<V, MR>(kc, a, rs, cs, packed, b, ldb, c, ldc, c_trans, m, n, alpha, beta);
+  }
+};
+
+// The float or double configuration, by element type.
+template <class T, class KernF32, class KernF64>
+using KernFor = std::conditional_t<std::is_same_v<T, float>, KernF32, KernF64>;
 
 }  // namespace
 }  // namespace bpx::kernels
