@@ -45,6 +45,15 @@ py::array_t<T> matmul(const CArray<T>& a, const CArray<T>& b, bool trans_a, bool
   return c;
 }
 
+// No NaN or infinity in a C-contiguous array, without NumPy's temporaries.
+template <class T>
+bool all_finite_array(const CArray<T>& a) {
+  const T* p = a.data();
+  const std::size_t n = static_cast<std::size_t>(a.size());
+  py::gil_scoped_release release;
+  return all_finite(p, n);
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
@@ -73,6 +82,11 @@ void register_runtime(py::module_& m) {
         py::arg("trans_b") = false, "op(a) @ op(b) with the core's GEMM (for benchmarks and tests)");
   m.def("gemm_float64", &matmul<double>, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, "op(a) @ op(b) with the core's GEMM (for benchmarks and tests)");
+
+  m.def("all_finite_float32", &all_finite_array<float>, py::arg("a"),
+        "True when no element is NaN or infinite (no temporary arrays)");
+  m.def("all_finite_float64", &all_finite_array<double>, py::arg("a"),
+        "True when no element is NaN or infinite (no temporary arrays)");
 
   py::register_exception<NonFiniteError>(m, "NonFiniteError", PyExc_FloatingPointError);
 }

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -23,6 +25,11 @@ def resolve_dtype(dtype: Any) -> np.dtype:
     if dt.name not in DTYPES:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
     return dt
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in a C-contiguous float32/float64 array; one pass, no temporaries."""
+    return bool(getattr(_core, f"all_finite_{a.dtype.name}")(a))
 
 
 def _numeric(a: np.ndarray, name: str) -> None:
@@ -50,7 +57,7 @@ def as_features(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np
         raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {n_features}")
     with np.errstate(over="ignore"):  # a finite value too large for float32 is reported below
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
+    if not all_finite(out):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         if np.isfinite(arr[bad]):
             raise ValueError(f"{name} holds a value ({arr[bad]}) at index {bad} too large for {np.dtype(dtype).name}")
@@ -93,7 +100,7 @@ def as_targets(y: Any, loss: str, n: int, n_outputs: int, dtype: np.dtype, name:
                          f"expected ({n}, {n_outputs})")
     with np.errstate(over="ignore"):
         values = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(values).all():
+    if not all_finite(values):
         if np.isfinite(arr).all():
             raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains non-finite values")
