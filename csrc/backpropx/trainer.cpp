@@ -64,13 +64,12 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                                    const std::function<void(const BatchProgress&)>& on_batches,
                                    std::size_t every) {
   require(n > 0, "cannot train on an empty data set");
-  const std::size_t IN = net_.in_features(), C = net_.out_features();
   const std::size_t bs = std::min(batch_size_, n);
   // Buffers are sized once per size of data set, never inside the batch loop.
   if (ws_.capacity != bs) {
     ws_ = net_.make_workspace(bs, true);
-    batch_x_.assign(checked_mul(bs, IN), T(0));
-    batch_y_.assign(checked_mul(bs, C), T(0));
+    batch_x_.assign(checked_mul(bs, net_.in_features()), T(0));
+    batch_y_.assign(checked_mul(bs, net_.out_features()), T(0));
     batch_labels_.assign(bs, 0);
     batch_w_.assign(bs, T(1));
   }
@@ -90,17 +89,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   double loss_sum = 0, weight_total = 0, correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t start = b * bs, m = std::min(bs, n - start);
-    for (std::size_t r = 0; r < m; ++r) {
-      const std::size_t src = order_[start + r];
-      std::memcpy(batch_x_.data() + r * IN, X + src * IN, IN * sizeof(T));
-      if (y.labels) batch_labels_[r] = y.labels[src];
-      else std::memcpy(batch_y_.data() + r * C, y.values + src * C, C * sizeof(T));
-      if (y.weights) batch_w_[r] = y.weights[src];
-    }
-    Targets<T> target;
-    if (y.labels) target.labels = batch_labels_.data();
-    else target.values = batch_y_.data();
-    if (y.weights) target.weights = batch_w_.data();
+    const Targets<T> target = gather_batch(X, y, start, m);
     const double batch_weight = weight_sum(target, m);
 
     net_.zero_grad();
@@ -110,16 +99,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
-    // Per-layer gradient norms (before clipping), summed in a fixed order.
-    double total_sq = 0;
-    for (std::size_t k = 0; k < L; ++k) {
-      const Segment seg = net_.layer_segment(k);
-      if (seg.size == 0 || !net_.layer(k).trainable) continue;
-      const double sq = sum_squares(net_.grads() + seg.offset, seg.size);
-      norm_sum[k] += std::sqrt(sq);
-      total_sq += sq;
-    }
-    clip_gradients(segments, total_sq);
+    clip_gradients(segments, add_gradient_norms(norm_sum));
     // A snapshot (one copy, cheap next to the products) lets an update that
     // overflows be undone, so the network always ends finite.
     std::copy(net_.params(), net_.params() + net_.num_params(), before_step_.begin());
@@ -146,6 +126,37 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
       stats.grad_norm[k] = norm_sum[k] / static_cast<double>(batches);
   if (loss_has_accuracy(loss_)) stats.accuracy = correct / static_cast<double>(stats.samples);
   return stats;
+}
+
+template <class T>
+Targets<T> Trainer<T>::gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m) {
+  const std::size_t IN = net_.in_features(), C = net_.out_features();
+  for (std::size_t r = 0; r < m; ++r) {
+    const std::size_t src = order_[start + r];
+    std::memcpy(batch_x_.data() + r * IN, X + src * IN, IN * sizeof(T));
+    if (y.labels) batch_labels_[r] = y.labels[src];
+    else std::memcpy(batch_y_.data() + r * C, y.values + src * C, C * sizeof(T));
+    if (y.weights) batch_w_[r] = y.weights[src];
+  }
+  Targets<T> target;
+  if (y.labels) target.labels = batch_labels_.data();
+  else target.values = batch_y_.data();
+  if (y.weights) target.weights = batch_w_.data();
+  return target;
+}
+
+template <class T>
+double Trainer<T>::add_gradient_norms(std::vector<double>& norm_sum) const {
+  // Per-layer L2 norms before clipping, each summed in a fixed order.
+  double total_sq = 0;
+  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+    const Segment seg = net_.layer_segment(k);
+    if (seg.size == 0 || !net_.layer(k).trainable) continue;
+    const double sq = sum_squares(net_.grads() + seg.offset, seg.size);
+    norm_sum[k] += std::sqrt(sq);
+    total_sq += sq;
+  }
+  return total_sq;
 }
 
 template <class T>

@@ -70,6 +70,10 @@ class Trainer {
   Loss loss() const { return loss_; }
 
  private:
+  // Copies batch rows order_[start, start + m) into the batch buffers.
+  Targets<T> gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m);
+  // Adds each trainable layer's gradient norm to norm_sum; returns the squared global norm.
+  double add_gradient_norms(std::vector<double>& norm_sum) const;
   void clip_gradients(const std::vector<Segment>& segments, double total_sq);
   // Adds the L2 gradient; returns the penalty's share of the batch loss.
   double add_l2_penalty(double batch_weight);
