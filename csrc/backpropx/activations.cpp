@@ -35,9 +35,7 @@ Activation activation_from_name(const std::string& name) {
   if (name == #n) return Activation::n;
   BPX_ACTIVATIONS(BPX_FROM_NAME)
 #undef BPX_FROM_NAME
-  std::string choices;
-  for (const auto& n : activation_names()) choices += (choices.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown activation '" + name + "'; expected one of: " + choices);
+  throw unknown_name("activation", name, activation_names());
 }
 
 namespace {

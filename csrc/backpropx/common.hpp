@@ -54,6 +54,11 @@ inline void require(bool ok, const char* message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
+// The error for a name that is not one of `choices`:
+// "unknown <what> 'name'; expected one of: a, b, c".
+std::invalid_argument unknown_name(const std::string& what, const std::string& name,
+                                   const std::vector<std::string>& choices);
+
 // Training produced NaN or infinity; crosses into Python as FloatingPointError.
 class NonFiniteError : public std::runtime_error {
  public:

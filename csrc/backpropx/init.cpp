@@ -37,9 +37,7 @@ Init init_from_name(const std::string& name, Activation activation) {
   if (name == "glorot") return Init::xavier;
   for (Init i : {Init::he, Init::xavier, Init::lecun, Init::uniform, Init::normal, Init::zeros})
     if (name == init_name(i)) return i;
-  std::string choices;
-  for (const auto& n : init_names()) choices += (choices.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown init '" + name + "'; expected one of: " + choices);
+  throw unknown_name("init", name, init_names());
 }
 
 template <class T>

@@ -32,9 +32,7 @@ Loss loss_from_name(const std::string& name) {
   if (name == #n) return Loss::n;
   BPX_LOSSES(BPX_FROM_NAME)
 #undef BPX_FROM_NAME
-  std::string choices;
-  for (const auto& n : loss_names()) choices += (choices.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown loss '" + name + "'; expected one of: " + choices);
+  throw unknown_name("loss", name, loss_names());
 }
 
 bool loss_has_accuracy(Loss loss) { return loss != Loss::mse; }

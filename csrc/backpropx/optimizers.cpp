@@ -378,9 +378,7 @@ std::unique_ptr<Optimizer<T>> make_optimizer(const OptimizerConfig& c) {
   if (c.name == "rmsprop") return std::make_unique<RmsProp<T>>(c);
   if (c.name == "adagrad") return std::make_unique<Adagrad<T>>(c);
   if (c.name == "rprop") return std::make_unique<Rprop<T>>(c);
-  std::string choices;
-  for (const auto& n : optimizer_names()) choices += (choices.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown optimizer '" + c.name + "'; expected one of: " + choices);
+  throw unknown_name("optimizer", c.name, optimizer_names());
 }
 
 template class Optimizer<float>;
