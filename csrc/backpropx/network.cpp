@@ -64,24 +64,25 @@ void Network<T>::zero_grad() {
 }
 
 template <class T>
-Workspace<T> Network<T>::make_workspace(std::size_t capacity, bool keep_caches) const {
+Workspace<T> Network<T>::make_workspace(std::size_t capacity, Use use) const {
   Workspace<T> ws;
   ws.capacity = capacity;
-  ws.keep_caches = keep_caches;
+  ws.keep_caches = use != Use::inference;
+  ws.keep_deltas = use == Use::training;
   std::size_t bytes = 0;
   for (const auto& layer : layers_) {
     bytes += checked_mul(checked_mul(capacity, shape_size(layer->output_shape())), sizeof(T));
-    if (keep_caches) bytes += checked_mul(layer->cache_size(capacity), sizeof(T));
+    if (ws.keep_caches) bytes += checked_mul(layer->cache_size(capacity), sizeof(T));
   }
-  if (keep_caches) bytes += checked_mul(checked_mul(capacity, widest_), 2 * sizeof(T));
+  if (ws.keep_deltas) bytes += checked_mul(checked_mul(capacity, widest_), 2 * sizeof(T));
   check_allocation(bytes, "the work buffers for a batch of " + std::to_string(capacity));
   ws.acts.resize(layers_.size());
   ws.caches.resize(layers_.size());
   for (std::size_t k = 0; k < layers_.size(); ++k) {
     ws.acts[k].resize(capacity * shape_size(layers_[k]->output_shape()));
-    if (keep_caches) ws.caches[k].resize(layers_[k]->cache_size(capacity));
+    if (ws.keep_caches) ws.caches[k].resize(layers_[k]->cache_size(capacity));
   }
-  if (keep_caches) {
+  if (ws.keep_deltas) {
     ws.delta_a.resize(capacity * widest_);
     ws.delta_b.resize(capacity * widest_);
   }
@@ -114,7 +115,7 @@ const T* Network<T>::loss_input(Loss loss, const Workspace<T>& ws) const {
 template <class T>
 double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss,
                                     Workspace<T>& ws, Pass pass, double* correct) {
-  require(ws.keep_caches, "forward_backward needs a workspace that keeps caches");
+  require(ws.keep_deltas, "forward_backward needs a training workspace");
   forward(x, n, ws, pass);
   const std::size_t last = layers_.size() - 1;
   const T* input = loss_input(loss, ws);
@@ -151,7 +152,7 @@ double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Los
 template <class T>
 void Network<T>::predict(const T* x, std::size_t n, T* out) const {
   const std::size_t chunk = std::min(n, kInferenceChunk);
-  Workspace<T> ws = make_workspace(chunk, false);
+  Workspace<T> ws = make_workspace(chunk, Use::inference);
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
     const T* y = forward(x + r * in_features_, m, ws, Pass{});
@@ -167,7 +168,7 @@ template <class T>
 std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::size_t n,
                                                Loss loss) const {
   const std::size_t chunk = std::min(n, kInferenceChunk);
-  Workspace<T> ws = make_workspace(chunk, true);
+  Workspace<T> ws = make_workspace(chunk, Use::evaluation);
   double loss_sum = 0, weights = 0, correct = 0;
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);

@@ -21,6 +21,7 @@ template <class T>
 struct Workspace {
   std::size_t capacity = 0;
   bool keep_caches = false;  // needed by backward and by cross-entropy's logits
+  bool keep_deltas = false;  // gradient buffers, for backward only
   std::vector<std::vector<T>> acts;    // acts[k]: output of layer k, (n, out_k)
   std::vector<std::vector<T>> caches;  // caches[k]: what layer k saved for backward
   std::vector<T> delta_a, delta_b;     // gradients flowing backward, (n, widest layer)
@@ -67,7 +68,10 @@ class Network {
 
   void zero_grad();
 
-  Workspace<T> make_workspace(std::size_t capacity, bool keep_caches) const;
+  // inference: layer outputs only; evaluation: plus the caches (for the
+  // logits of cross-entropy); training: plus the backward gradient buffers.
+  enum class Use { inference, evaluation, training };
+  Workspace<T> make_workspace(std::size_t capacity, Use use) const;
 
   // Runs n rows of x (n, in_features) through every layer; the output
   // (n, out_features) stays in the workspace.

@@ -67,7 +67,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   const std::size_t bs = std::min(batch_size_, n);
   // Buffers are sized once per size of data set, never inside the batch loop.
   if (ws_.capacity != bs) {
-    ws_ = net_.make_workspace(bs, true);
+    ws_ = net_.make_workspace(bs, Network<T>::Use::training);
     batch_x_.assign(checked_mul(bs, net_.in_features()), T(0));
     batch_y_.assign(checked_mul(bs, net_.out_features()), T(0));
     batch_labels_.assign(bs, 0);

@@ -111,7 +111,7 @@ void bind_network(py::module_& m) {
         const T* x = X.data();
         py::gil_scoped_release release;
         std::unique_lock lock(h.mutex);
-        Workspace<T> ws = h.net->make_workspace(n, true);
+        Workspace<T> ws = h.net->make_workspace(n, Network<T>::Use::training);
         h.net->zero_grad();
         const double value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
         if (!std::isfinite(value))
