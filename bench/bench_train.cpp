@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "backpropx/gemm.hpp"
-#include "backpropx/layers.hpp"
+#include "backpropx/layers/registry.hpp"
 #include "backpropx/network.hpp"
 #include "backpropx/optimizers.hpp"
 #include "backpropx/parallel.hpp"
@@ -52,16 +52,16 @@ const Workload kSmoke[] = {
 };
 
 std::unique_ptr<bpx::Network<float>> build(const Workload& w) {
-  std::vector<std::unique_ptr<bpx::Layer<float>>> layers;
+  std::vector<bpx::LayerConfig> layers;
   for (size_t k = 0; k + 1 < w.widths.size(); ++k) {
     bpx::LayerConfig c;
     c.kind = "dense";
     c.ints["in_features"] = static_cast<long long>(w.widths[k]);
     c.ints["out_features"] = static_cast<long long>(w.widths[k + 1]);
     c.strings["activation"] = k + 2 == w.widths.size() ? "softmax" : "relu";
-    layers.push_back(bpx::make_layer<float>(c));
+    layers.push_back(c);
   }
-  return std::make_unique<bpx::Network<float>>(std::move(layers), 0);
+  return std::make_unique<bpx::Network<float>>(layers, bpx::Shape{}, 0);
 }
 
 // Forward pass with the naive GEMM and scalar formulas; returns the largest

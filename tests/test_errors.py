@@ -280,8 +280,9 @@ def test_bad_dense_arguments(args, kwargs, exc, match):
 def test_bad_networks():
     with pytest.raises(ValueError, match="at least one layer"):
         bx.Network([])
-    with pytest.raises(ValueError, match=re.escape("layer 0 (Dense(3, 4)) outputs 4 features but layer 1 "
-                                                   "(Dense(5, 2)) expects 5")):
+    with pytest.raises(ValueError, match=re.escape("layer 1 (dense): expects in_features=5 values on the last "
+                                                   "axis, but receives per-sample shape (4,) (the output of "
+                                                   "layer 0 (dense))")):
         bx.Network([bx.Dense(3, 4), bx.Dense(5, 2)])
     with pytest.raises(TypeError, match="wrap it in a list"):
         bx.Network(bx.Dense(3, 4))

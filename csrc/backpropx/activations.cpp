@@ -109,6 +109,26 @@ void bias_activation_forward(Activation a, const T* bias, T* z, T* y, std::size_
 }
 
 template <class T>
+void activation_forward(Activation a, const T* x, T* y, std::size_t rows, std::size_t cols) {
+  parallel_rows(rows, kGrain / (cols + 1) + 1, [&](std::size_t b, std::size_t e) {
+    switch (a) {
+      case Activation::softmax:
+        for (std::size_t r = b; r < e; ++r) softmax_row(x + r * cols, y + r * cols, cols);
+        return;
+      case Activation::identity:
+        if (x != y) std::copy(x + b * cols, x + e * cols, y + b * cols);
+        return;
+#define BPX_FORWARD_CASE(name, impl)                                         \
+  case Activation::name:                                                     \
+    for (std::size_t i = b * cols; i < e * cols; ++i) y[i] = impl::f(x[i]); \
+    return;
+        BPX_ELEMENTWISE_ACTIVATIONS(BPX_FORWARD_CASE)
+#undef BPX_FORWARD_CASE
+    }
+  });
+}
+
+template <class T>
 void activation_backward_bias(Activation a, const T* z, const T* y, T* dy, T* db,
                               std::size_t rows, std::size_t cols) {
   auto derivative = [&](std::size_t b, std::size_t e) {
@@ -140,6 +160,7 @@ void activation_backward_bias(Activation a, const T* z, const T* y, T* dy, T* db
 
 #define BPX_INSTANTIATE(T)                                                                      \
   template void bias_activation_forward<T>(Activation, const T*, T*, T*, std::size_t, std::size_t); \
+  template void activation_forward<T>(Activation, const T*, T*, std::size_t, std::size_t);      \
   template void activation_backward_bias<T>(Activation, const T*, const T*, T*, T*, std::size_t,  \
                                             std::size_t);
 

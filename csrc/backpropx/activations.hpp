@@ -88,6 +88,10 @@ template <class T>
 void bias_activation_forward(Activation a, const T* bias, T* z, T* y, std::size_t rows,
                              std::size_t cols);
 
+// y = f(x) over rows of cols values (softmax: per row); y may alias x.
+template <class T>
+void activation_forward(Activation a, const T* x, T* y, std::size_t rows, std::size_t cols);
+
 // The Dense layer's backward prologue in one pass: dy becomes dz = dy * f'(z)
 // (softmax: its Jacobian-vector product), and db += column sums of dz when db
 // is not null. db is summed in row order, whatever the thread count.

@@ -1,5 +1,6 @@
 #include "backpropx/init.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "backpropx/common.hpp"
@@ -41,29 +42,32 @@ Init init_from_name(const std::string& name, Activation activation) {
 }
 
 template <class T>
-void init_dense(Init init, T* weight, T* bias, std::size_t OUT, std::size_t IN, Rng& rng) {
-  const std::size_t count = OUT * IN;
-  const double fan_in = static_cast<double>(IN), fan_out = static_cast<double>(OUT);
-  auto fill_normal = [&](T* p, std::size_t n, double std) {
-    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(std * rng.normal());
+void init_tensor(Init init, ParamRole role, T* p, std::size_t count, std::size_t fan_in,
+                 std::size_t fan_out, Rng& rng) {
+  const double in = static_cast<double>(fan_in), out = static_cast<double>(fan_out);
+  auto fill_normal = [&](double std) {
+    for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<T>(std * rng.normal());
   };
-  auto fill_uniform = [&](T* p, std::size_t n, double bound) {
-    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(bound * (2.0 * rng.uniform() - 1.0));
+  auto fill_uniform = [&](double bound) {
+    for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<T>(bound * (2.0 * rng.uniform() - 1.0));
   };
-  switch (init) {
-    case Init::he: fill_normal(weight, count, std::sqrt(2.0 / fan_in)); break;
-    case Init::xavier: fill_uniform(weight, count, std::sqrt(6.0 / (fan_in + fan_out))); break;
-    case Init::lecun: fill_normal(weight, count, std::sqrt(1.0 / fan_in)); break;
-    case Init::uniform: fill_uniform(weight, count, 1.0 / std::sqrt(fan_in)); break;
-    case Init::normal: fill_normal(weight, count, 0.01); break;
-    case Init::zeros: for (std::size_t i = 0; i < count; ++i) weight[i] = T(0); break;
+  if (role == ParamRole::bias) {
+    if (init == Init::uniform) fill_uniform(1.0 / std::sqrt(in));
+    else std::fill(p, p + count, T(0));
+    return;
   }
-  if (bias == nullptr) return;
-  if (init == Init::uniform) fill_uniform(bias, OUT, 1.0 / std::sqrt(fan_in));
-  else for (std::size_t i = 0; i < OUT; ++i) bias[i] = T(0);
+  switch (init) {
+    case Init::he: fill_normal(std::sqrt(2.0 / in)); break;
+    case Init::xavier: fill_uniform(std::sqrt(6.0 / (in + out))); break;
+    case Init::lecun: fill_normal(std::sqrt(1.0 / in)); break;
+    case Init::uniform: fill_uniform(1.0 / std::sqrt(in)); break;
+    case Init::normal: fill_normal(0.01); break;
+    case Init::zeros: std::fill(p, p + count, T(0)); break;
+  }
 }
 
-template void init_dense<float>(Init, float*, float*, std::size_t, std::size_t, Rng&);
-template void init_dense<double>(Init, double*, double*, std::size_t, std::size_t, Rng&);
+template void init_tensor<float>(Init, ParamRole, float*, std::size_t, std::size_t, std::size_t, Rng&);
+template void init_tensor<double>(Init, ParamRole, double*, std::size_t, std::size_t, std::size_t,
+                                  Rng&);
 
 }  // namespace bpx

@@ -21,14 +21,19 @@ namespace bpx {
 
 enum class Init { he, xavier, lecun, uniform, normal, zeros };
 
+// Biases start at zero except under `uniform`, which draws them as torch does.
+enum class ParamRole { weight, bias };
+
 // "default" picks by activation: he for relu, leaky_relu, elu and gelu;
 // xavier for identity, sigmoid, tanh and softmax. "glorot" is xavier.
 Init init_from_name(const std::string& name, Activation activation);
 const char* init_name(Init init);
 std::vector<std::string> init_names();
 
-// weight is (OUT, IN); bias is (OUT,) or null.
+// Fills count values of one parameter tensor; fan_in/fan_out as for a
+// Dense weight (IN, OUT), or a convolution's IN*k and OUT*k.
 template <class T>
-void init_dense(Init init, T* weight, T* bias, std::size_t OUT, std::size_t IN, Rng& rng);
+void init_tensor(Init init, ParamRole role, T* p, std::size_t count, std::size_t fan_in,
+                 std::size_t fan_out, Rng& rng);
 
 }  // namespace bpx

@@ -1,34 +1,55 @@
-// The layer interface. A layer sees per-sample shapes (so N-d layers such as
-// convolutions fit), owns no parameter memory (it is bound to slices of the
-// network's flat buffers), and keeps no per-call state: what forward saves
-// for backward lives in a caller-owned cache, so several threads may run
-// inference on one network at once.
+// The layer interface. A layer sees per-sample shapes (a sample of a Conv2D
+// is (C, H, W), of a recurrent layer (T, F)), owns no parameter memory (it is
+// bound to slices of the network's flat buffers), and keeps no per-call
+// state: what forward saves for backward lives in caller-owned buffers, so
+// several threads may run inference on one network at once.
+//
+// Adding a layer kind: its class in layers/<family>.{hpp,cpp} and one line
+// in layers/registry.cpp. The network, the trainer, initialisation, L2 and
+// the bindings learn everything else from this interface.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "backpropx/activations.hpp"
 #include "backpropx/common.hpp"
+#include "backpropx/init.hpp"
 #include "backpropx/rng.hpp"
 
 namespace bpx {
 
+// One parameter tensor of a layer, with what initialisation and the L2
+// penalty need to know about it, so neither matches on names.
 struct ParamSpec {
-  std::string name;  // "weight", "bias"
+  std::string name;  // "weight", "bias"; a nested layer's as "j.weight"
   Shape shape;
+  std::size_t fan_in = 1;   // inputs feeding one output unit
+  std::size_t fan_out = 1;  // outputs fed by one input unit
+  Init init = Init::zeros;  // the layer's scheme (see init.hpp)
+  ParamRole role = ParamRole::weight;
+  bool l2 = true;  // Trainer(l2=) penalises it (weights yes, biases no)
 };
 
 // How a forward/backward call runs.
 struct Pass {
   bool training = false;  // dropout-like layers act only in training
   Rng* rng = nullptr;     // randomness of training-time layers
-  // Backward only: dy already holds the gradient with respect to the
-  // pre-activation (softmax fused into cross-entropy).
-  bool dy_is_preactivation = false;
 };
+
+// Memory a layer receives for one call over n samples.
+template <class T>
+struct LayerBuffers {
+  T* cache = nullptr;               // cache_size(n): filled by a training forward for backward; null otherwise
+  std::int32_t* indices = nullptr;  // index_cache_size(n): integer cache (argmax, lengths), same lifetime
+  T* scratch = nullptr;             // scratch_size(n): temporaries valid within one call, inference too
+};
+
+template <class T>
+class LayerStack;
 
 template <class T>
 class Layer {
@@ -42,26 +63,42 @@ class Layer {
   // Parameter tensors in storage order; bind() receives their concatenation.
   virtual std::vector<ParamSpec> parameter_specs() const { return {}; }
   virtual void bind(T* /*params*/, T* /*grads*/) {}
-  virtual void initialize(Rng& /*rng*/) {}
 
-  // Elements of cache that forward(training) fills for backward, for n samples.
+  // Element counts of the buffers forward/backward receive, for n samples.
   virtual std::size_t cache_size(std::size_t /*n*/) const { return 0; }
+  virtual std::size_t index_cache_size(std::size_t /*n*/) const { return 0; }
+  virtual std::size_t scratch_size(std::size_t /*n*/) const { return 0; }
 
-  // x is (n, input), y is (n, output). cache is null outside training.
-  virtual void forward(const T* x, T* y, T* cache, std::size_t n, const Pass& pass) const = 0;
+  // True when the output is the input's memory under another shape (Flatten,
+  // Reshape): the network then gives the layer no output buffer and calls
+  // neither forward nor backward; the gradient passes through untouched.
+  virtual bool aliases_input() const { return false; }
+
+  // x is (n, input_shape), y is (n, output_shape).
+  virtual void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
+                       const Pass& pass) const = 0;
 
   // Accumulates parameter gradients (+=) and writes dx (=) unless dx is null.
-  // dy may be overwritten. Frozen layers (trainable == false) skip their
-  // parameter gradients.
-  virtual void backward(const T* x, const T* y, const T* cache, T* dy, T* dx, std::size_t n,
-                        const Pass& pass) = 0;
+  // dy may be overwritten. A frozen layer (trainable() false) leaves its
+  // parameter gradients alone but still returns dx.
+  virtual void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
+                        std::size_t n, const Pass& pass) = 0;
 
-  // The output non-linearity, and the values before it (for fusing
-  // softmax into cross-entropy).
-  virtual Activation activation() const { return Activation::identity; }
-  virtual const T* preactivation(const T* y, const T* /*cache*/) const { return y; }
+  // The non-linearity this layer ends with. The network may take it over
+  // (release_output_activation), after which the layer outputs the values
+  // before it: that is how a final softmax is fused into cross-entropy
+  // without any layer knowing about losses.
+  virtual Activation output_activation() const { return Activation::identity; }
+  virtual void release_output_activation() {}
 
-  bool trainable = true;
+  // The layers inside a container layer (Residual), for inspection.
+  virtual const LayerStack<T>* children() const { return nullptr; }
+
+  virtual void set_trainable(bool on) { trainable_ = on; }
+  bool trainable() const { return trainable_; }
+
+ private:
+  bool trainable_ = true;
 };
 
 }  // namespace bpx

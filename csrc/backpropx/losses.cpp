@@ -40,15 +40,16 @@ bool loss_has_accuracy(Loss loss) { return loss != Loss::mse; }
 namespace {
 
 template <class T>
-T row_weight(const T* weights, std::size_t r) {
-  return weights ? weights[r] : T(1);
+T row_weight(const Targets<T>& tg, std::size_t r) {
+  return tg.weights ? tg.weights[r / tg.group] : T(1);
 }
 
 template <class T>
-double mse(const T* x, const T* t, const T* w, std::size_t N, std::size_t C, T* dx, double scale) {
+double mse(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, double scale) {
+  const T* t = tg.values;
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
-    const T g = static_cast<T>(2.0 * scale / static_cast<double>(C)) * row_weight(w, r);
+    const T g = static_cast<T>(2.0 * scale / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
     for (std::size_t j = 0; j < C; ++j) {
       const std::size_t i = r * C + j;
@@ -56,7 +57,7 @@ double mse(const T* x, const T* t, const T* w, std::size_t N, std::size_t C, T* 
       row += static_cast<double>(d) * static_cast<double>(d);
       if (dx) dx[i] = g * d;
     }
-    sum += static_cast<double>(row_weight(w, r)) * row / static_cast<double>(C);
+    sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
   }
   return sum;
 }
@@ -78,9 +79,9 @@ double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T*
       for (std::size_t j = 0; j < C; ++j)
         if (tr[j] != T(0)) row += static_cast<double>(tr[j]) * static_cast<double>(lse - zr[j]);
     }
-    sum += static_cast<double>(row_weight(tg.weights, r)) * row;
+    sum += static_cast<double>(row_weight(tg, r)) * row;
     if (dz) {
-      const T g = static_cast<T>(scale) * row_weight(tg.weights, r);
+      const T g = static_cast<T>(scale) * row_weight(tg, r);
       T* dr = dz + r * C;
       for (std::size_t j = 0; j < C; ++j) {
         const T p = std::exp(zr[j] - lse);
@@ -94,11 +95,12 @@ double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T*
 }
 
 template <class T>
-double binary_cross_entropy(const T* p, const T* t, const T* w, std::size_t N, std::size_t C,
-                            T* dp, double scale) {
+double binary_cross_entropy(const T* p, Targets<T> tg, std::size_t N, std::size_t C, T* dp,
+                            double scale) {
+  const T* t = tg.values;
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
-    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(w, r);
+    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
     for (std::size_t j = 0; j < C; ++j) {
       const std::size_t i = r * C + j;
@@ -107,7 +109,7 @@ double binary_cross_entropy(const T* p, const T* t, const T* w, std::size_t N, s
       row -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
       if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * g;
     }
-    sum += static_cast<double>(row_weight(w, r)) * row / static_cast<double>(C);
+    sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
   }
   return sum;
 }
@@ -123,7 +125,7 @@ template <class T>
 double weight_sum(Targets<T> tg, std::size_t N) {
   if (!tg.weights) return static_cast<double>(N);
   double sum = 0;
-  for (std::size_t r = 0; r < N; ++r) sum += static_cast<double>(tg.weights[r]);
+  for (std::size_t r = 0; r < N; ++r) sum += static_cast<double>(tg.weights[r / tg.group]);
   return sum;
 }
 
@@ -133,7 +135,7 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size
   if (N == 0) return 0.0;
   switch (loss) {
     case Loss::mse:
-      return mse(input, tg.values, tg.weights, N, C, dinput, grad_scale);
+      return mse(input, tg, N, C, dinput, grad_scale);
     case Loss::cross_entropy:
       if (tg.labels)
         for (std::size_t r = 0; r < N; ++r)
@@ -143,7 +145,7 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size
                                         std::to_string(C) + ")");
       return cross_entropy(input, tg, N, C, dinput, grad_scale);
     case Loss::binary_cross_entropy:
-      return binary_cross_entropy(input, tg.values, tg.weights, N, C, dinput, grad_scale);
+      return binary_cross_entropy(input, tg, N, C, dinput, grad_scale);
   }
   return std::numeric_limits<double>::quiet_NaN();
 }

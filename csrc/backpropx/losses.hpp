@@ -24,17 +24,19 @@ const char* loss_name(Loss l);
 Loss loss_from_name(const std::string& name);
 std::vector<std::string> loss_names();
 
-// Targets of one batch: integer class labels (N,) for cross_entropy, or
-// values (N, C) for every loss (probability rows for cross_entropy), and
-// optional per-sample weights (N,).
+// Targets of one batch of N loss rows: integer class labels (N,) for
+// cross_entropy, or values (N, C) for every loss (probability rows for
+// cross_entropy), and optional per-sample weights, one for each `group`
+// consecutive rows (a sample of shape (T, C) has T rows).
 template <class T>
 struct Targets {
   const T* values = nullptr;
   const std::int64_t* labels = nullptr;
   const T* weights = nullptr;
+  std::size_t group = 1;
 };
 
-// Sum of the batch's sample weights (N without weights).
+// Sum of the N rows' weights (N without weights).
 template <class T>
 double weight_sum(Targets<T> targets, std::size_t N);
 

@@ -2,59 +2,66 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace bpx {
 
 namespace {
-constexpr std::size_t kInferenceChunk = 4096;  // rows per pass; bounds predict's memory
+constexpr std::size_t kInferenceChunk = 4096;  // samples per pass; bounds predict's memory
 }
 
 template <class T>
-Network<T>::Network(std::vector<std::unique_ptr<Layer<T>>> layers, std::uint64_t seed)
-    : layers_(std::move(layers)) {
-  require(!layers_.empty(), "a Network needs at least one layer");
-  for (std::size_t k = 0; k < layers_.size(); ++k)
-    require(layers_[k] != nullptr, "layer " + std::to_string(k) + " is null");
-  for (std::size_t k = 1; k < layers_.size(); ++k) {
-    const Shape out = layers_[k - 1]->output_shape(), in = layers_[k]->input_shape();
-    require(out == in, "layer " + std::to_string(k - 1) + " (" + layers_[k - 1]->kind() +
-                           ") outputs " + shape_str(out) + " but layer " + std::to_string(k) +
-                           " (" + layers_[k]->kind() + ") expects " + shape_str(in));
-  }
-  in_features_ = shape_size(layers_.front()->input_shape());
-  out_features_ = shape_size(layers_.back()->output_shape());
-  widest_ = in_features_;
+Network<T>::Network(const std::vector<LayerConfig>& configs, Shape input_shape, std::uint64_t seed) {
+  require(!configs.empty(), "a Network needs at least one layer");
+  stack_ = LayerStack<T>(make_layers<T>(configs, input_shape, ""), input_shape);
+  build(seed);
+}
 
-  std::size_t total = 0;
-  for (std::size_t k = 0; k < layers_.size(); ++k) {
-    widest_ = std::max(widest_, shape_size(layers_[k]->output_shape()));
-    Segment seg{total, 0};
-    for (const ParamSpec& spec : layers_[k]->parameter_specs()) {
-      std::size_t count = 1;
-      for (std::size_t d : spec.shape) count = checked_mul(count, d);
-      tensors_.push_back({k, spec.name, spec.shape, total + seg.size});
-      seg.size += count;
-      require(total + seg.size >= total, "parameter count overflows");
-    }
-    segments_.push_back(seg);
-    total += seg.size;
+template <class T>
+Network<T>::Network(std::vector<std::unique_ptr<Layer<T>>> layers, std::uint64_t seed) {
+  require(!layers.empty(), "a Network needs at least one layer");
+  for (std::size_t k = 0; k < layers.size(); ++k)
+    require(layers[k] != nullptr, "layer " + std::to_string(k) + " is null");
+  Shape input = layers.front()->input_shape();
+  stack_ = LayerStack<T>(std::move(layers), input);
+  build(seed);
+}
+
+template <class T>
+void Network<T>::build(std::uint64_t seed) {
+  in_size_ = shape_size(input_shape());
+  out_size_ = shape_size(output_shape());
+  require(!output_shape().empty() && out_size_ > 0, "the network's output is empty");
+  // The network, not the layer, owns a final softmax: fused into
+  // cross-entropy, applied here for every other use.
+  Layer<T>& last = stack_.layer(stack_.size() - 1);
+  if (last.output_activation() == Activation::softmax) {
+    last.release_output_activation();
+    head_softmax_ = true;
   }
+  const std::size_t total = stack_.num_params();
   check_allocation(checked_mul(checked_mul(total, 2), sizeof(T)), "the network's parameters and gradients");
   params_.assign(total, T(0));
   grads_.assign(total, T(0));
+  stack_.bind(params_.data(), grads_.data());
 
   Rng rng(seed);
-  for (std::size_t k = 0; k < layers_.size(); ++k) {
-    layers_[k]->bind(params_.data() + segments_[k].offset, grads_.data() + segments_[k].offset);
-    layers_[k]->initialize(rng);
+  for (std::size_t k = 0; k < stack_.size(); ++k) {
+    std::size_t offset = stack_.segment(k).offset;
+    for (const ParamSpec& spec : stack_.layer(k).parameter_specs()) {
+      const std::size_t count = shape_size(spec.shape);
+      tensors_.push_back({k, spec.name, spec.shape, offset, spec.l2});
+      init_tensor(spec.init, spec.role, params_.data() + offset, count, spec.fan_in, spec.fan_out, rng);
+      offset += count;
+    }
   }
 }
 
 template <class T>
 std::vector<Segment> Network<T>::trainable_segments() const {
   std::vector<Segment> out;
-  for (std::size_t k = 0; k < layers_.size(); ++k)
-    if (layers_[k]->trainable && segments_[k].size > 0) out.push_back(segments_[k]);
+  for (std::size_t k = 0; k < stack_.size(); ++k)
+    if (stack_.layer(k).trainable() && stack_.segment(k).size > 0) out.push_back(stack_.segment(k));
   return out;
 }
 
@@ -64,121 +71,128 @@ void Network<T>::zero_grad() {
 }
 
 template <class T>
-Workspace<T> Network<T>::make_workspace(std::size_t capacity, Use use) const {
+Workspace<T> Network<T>::make_workspace(std::size_t capacity, bool training) const {
+  const auto s = stack_.sizes(capacity, training);
+  const std::size_t probs = head_softmax_ ? checked_mul(capacity, out_size_) : 0;
+  std::size_t bytes = 0;
+  for (std::size_t part : {s.acts, s.caches, s.scratch, s.deltas, probs}) bytes += checked_mul(part, sizeof(T));
+  bytes += checked_mul(s.indices, sizeof(std::int32_t));
+  check_allocation(bytes, "the work buffers for a batch of " + std::to_string(capacity));
   Workspace<T> ws;
   ws.capacity = capacity;
-  ws.keep_caches = use != Use::inference;
-  ws.keep_deltas = use == Use::training;
-  std::size_t bytes = 0;
-  for (const auto& layer : layers_) {
-    bytes += checked_mul(checked_mul(capacity, shape_size(layer->output_shape())), sizeof(T));
-    if (ws.keep_caches) bytes += checked_mul(layer->cache_size(capacity), sizeof(T));
-  }
-  if (ws.keep_deltas) bytes += checked_mul(checked_mul(capacity, widest_), 2 * sizeof(T));
-  check_allocation(bytes, "the work buffers for a batch of " + std::to_string(capacity));
-  ws.acts.resize(layers_.size());
-  ws.caches.resize(layers_.size());
-  for (std::size_t k = 0; k < layers_.size(); ++k) {
-    ws.acts[k].resize(capacity * shape_size(layers_[k]->output_shape()));
-    if (ws.keep_caches) ws.caches[k].resize(layers_[k]->cache_size(capacity));
-  }
-  if (ws.keep_deltas) {
-    ws.delta_a.resize(capacity * widest_);
-    ws.delta_b.resize(capacity * widest_);
-  }
+  ws.training = training;
+  ws.acts.resize(s.acts);
+  ws.caches.resize(s.caches);
+  ws.scratch.resize(s.scratch);
+  ws.deltas.resize(s.deltas);
+  ws.indices.resize(s.indices);
+  ws.probs.resize(probs);
+  ws.view = stack_.carve(capacity, training, ws.acts.data(), ws.caches.data(), ws.indices.data(),
+                         ws.scratch.data(), ws.deltas.data());
   return ws;
 }
 
 template <class T>
 const T* Network<T>::forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const {
   if (n > ws.capacity)
-    throw std::invalid_argument("batch of " + std::to_string(n) + " rows exceeds the workspace (" +
+    throw std::invalid_argument("batch of " + std::to_string(n) + " samples exceeds the workspace (" +
                                 std::to_string(ws.capacity) + ")");
-  const T* in = x;
-  for (std::size_t k = 0; k < layers_.size(); ++k) {
-    T* cache = ws.keep_caches && !ws.caches[k].empty() ? ws.caches[k].data() : nullptr;
-    layers_[k]->forward(in, ws.acts[k].data(), cache, n, pass);
-    in = ws.acts[k].data();
-  }
-  return in;
+  if (pass.training) require(ws.training, "a training forward pass needs a training workspace");
+  const T* out = stack_.forward(x, n, ws.view, pass);
+  if (!head_softmax_) return out;
+  activation_forward(Activation::softmax, out, ws.probs.data(), n * rows_per_sample(), classes());
+  return ws.probs.data();
 }
 
 template <class T>
-const T* Network<T>::loss_input(Loss loss, const Workspace<T>& ws) const {
-  const std::size_t last = layers_.size() - 1;
-  const T* out = ws.acts[last].data();
-  if (loss != Loss::cross_entropy || layers_[last]->activation() != Activation::softmax) return out;
-  const T* cache = ws.caches[last].empty() ? nullptr : ws.caches[last].data();
-  return layers_[last]->preactivation(out, cache);
+const T* Network<T>::loss_input(Loss loss, const T* x, const Workspace<T>& ws) const {
+  if (head_softmax_ && loss != Loss::cross_entropy) return ws.probs.data();
+  return stack_.output_of(stack_.size() - 1, x, ws.view);
+}
+
+template <class T>
+std::size_t Network<T>::lowest_trainable() const {
+  for (std::size_t k = 0; k < stack_.size(); ++k)
+    if (stack_.layer(k).trainable() && stack_.segment(k).size > 0) return k;
+  return stack_.size();
+}
+
+template <class T>
+void Network<T>::backward_from(const T* x, T* dlast, bool at_logits, T* dx, std::size_t n,
+                               Workspace<T>& ws, const Pass& pass, std::size_t lowest) {
+  // forward: p = softmax(z) when the network owns the final softmax
+  // dz = p * (dp - sum(dp * p)) per row
+  if (head_softmax_ && !at_logits)
+    activation_backward_bias<T>(Activation::softmax, nullptr, ws.probs.data(), dlast, nullptr,
+                                n * rows_per_sample(), classes());
+  if (lowest >= stack_.size()) {
+    if (dx) std::memcpy(dx, dlast, n * in_size_ * sizeof(T));  // unreachable with dx: lowest is 0
+    return;
+  }
+  stack_.backward(x, dlast, dx, n, ws.view, pass, lowest);
+}
+
+template <class T>
+void Network<T>::backward(const T* x, const T* dy, T* dx, std::size_t n, Workspace<T>& ws,
+                          const Pass& pass) {
+  require(ws.training, "backward needs the training workspace of a training forward pass");
+  require(n <= ws.capacity, "backward: more samples than the forward pass had");
+  T* dlast = ws.deltas.data();  // delta_a of the view
+  std::memcpy(dlast, dy, n * out_size_ * sizeof(T));
+  backward_from(x, dlast, false, dx, n, ws, pass, 0);
 }
 
 template <class T>
 double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss,
                                     Workspace<T>& ws, Pass pass, double* correct) {
-  require(ws.keep_deltas, "forward_backward needs a training workspace");
+  require(ws.training, "forward_backward needs a training workspace");
   forward(x, n, ws, pass);
-  const std::size_t last = layers_.size() - 1;
-  const T* input = loss_input(loss, ws);
-  T* delta = ws.delta_a.data();
+  const T* input = loss_input(loss, x, ws);
+  const std::size_t rows = n * rows_per_sample(), C = classes();
+  y.group = rows_per_sample();
+  T* delta = ws.deltas.data();
   // The (weighted) mean; a batch whose weights are all zero has zero loss and gradient.
-  const double wsum = weight_sum(y, n);
-  const double sum =
-      loss_forward_backward(loss, input, y, n, out_features_, delta, wsum > 0 ? 1.0 / wsum : 0.0);
+  const double wsum = weight_sum(y, rows);
+  const double sum = loss_forward_backward(loss, input, y, rows, C, delta, wsum > 0 ? 1.0 / wsum : 0.0);
   const double value = wsum > 0 ? sum / wsum : 0.0;
-  if (correct) *correct += count_correct(loss, input, y, n, out_features_);
+  if (correct) *correct += count_correct(loss, input, y, rows, C);
   if (!std::isfinite(value)) return value;  // the caller decides; no gradient is applied
-
   // Layers below the lowest trainable one need no backward pass at all.
-  std::size_t lowest = layers_.size();
-  for (std::size_t k = 0; k < layers_.size(); ++k)
-    if (layers_[k]->trainable && segments_[k].size > 0) {
-      lowest = k;
-      break;
-    }
-  T* other = ws.delta_b.data();
-  for (std::size_t k = last + 1; k-- > lowest;) {
-    Pass p = pass;
-    p.dy_is_preactivation =
-        k == last && loss == Loss::cross_entropy && layers_[k]->activation() == Activation::softmax;
-    const T* in = k == 0 ? x : ws.acts[k - 1].data();
-    const T* cache = ws.caches[k].empty() ? nullptr : ws.caches[k].data();
-    T* dx = k > lowest ? other : nullptr;
-    layers_[k]->backward(in, ws.acts[k].data(), cache, delta, dx, n, p);
-    std::swap(delta, other);
-  }
+  backward_from(x, delta, loss == Loss::cross_entropy, nullptr, n, ws, pass, lowest_trainable());
   return value;
 }
 
 template <class T>
 void Network<T>::predict(const T* x, std::size_t n, T* out) const {
-  const std::size_t chunk = std::min(n, kInferenceChunk);
-  Workspace<T> ws = make_workspace(chunk, Use::inference);
+  const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
+  Workspace<T> ws = make_workspace(chunk, false);
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
-    const T* y = forward(x + r * in_features_, m, ws, Pass{});
-    if (!all_finite(y, m * out_features_))
+    const T* y = forward(x + r * in_size_, m, ws, Pass{});
+    if (!all_finite(y, m * out_size_))
       throw NonFiniteError("the network's output is not finite (rows " + std::to_string(r) + " to " +
                            std::to_string(r + m - 1) + "): its weights or inputs overflow " +
                            (sizeof(T) == 4 ? "float32" : "float64"));
-    std::copy(y, y + m * out_features_, out + r * out_features_);
+    std::copy(y, y + m * out_size_, out + r * out_size_);
   }
 }
 
 template <class T>
 std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::size_t n,
                                                Loss loss) const {
-  const std::size_t chunk = std::min(n, kInferenceChunk);
-  Workspace<T> ws = make_workspace(chunk, Use::evaluation);
+  const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
+  Workspace<T> ws = make_workspace(chunk, false);
+  const std::size_t R = rows_per_sample(), C = classes();
   double loss_sum = 0, weights = 0, correct = 0;
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
-    forward(x + r * in_features_, m, ws, Pass{});
-    Targets<T> part{y.values ? y.values + r * out_features_ : nullptr,
-                    y.labels ? y.labels + r : nullptr, y.weights ? y.weights + r : nullptr};
-    const T* input = loss_input(loss, ws);
-    loss_sum += loss_forward_backward<T>(loss, input, part, m, out_features_, nullptr, 0.0);
-    weights += weight_sum(part, m);
-    correct += count_correct(loss, input, part, m, out_features_);
+    forward(x + r * in_size_, m, ws, Pass{});
+    Targets<T> part{y.values ? y.values + r * out_size_ : nullptr,
+                    y.labels ? y.labels + r * R : nullptr, y.weights ? y.weights + r : nullptr, R};
+    const T* input = loss_input(loss, x + r * in_size_, ws);
+    loss_sum += loss_forward_backward<T>(loss, input, part, m * R, C, nullptr, 0.0);
+    weights += weight_sum(part, m * R);
+    correct += count_correct(loss, input, part, m * R, C);
   }
   if (!std::isfinite(loss_sum))
     throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");

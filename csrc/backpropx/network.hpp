@@ -1,8 +1,12 @@
 // A feed-forward stack of layers over one flat parameter buffer and one flat
 // gradient buffer (so an optimizer step is one loop and zero_grad one fill).
-// Computing gradients (forward_backward) and applying them (an Optimizer)
-// are separate steps, so a data-parallel all-reduce of grads() can go
-// between them.
+// Computing gradients (forward_backward, or forward then backward) and
+// applying them (apply_update) are separate steps, so a data-parallel
+// all-reduce of grads() can go between them.
+//
+// Samples have per-sample shapes: X is (n, *input_shape), the output
+// (n, *output_shape). Losses act on the last axis: the output is read as
+// rows of `classes()` values, rows_per_sample() of them per sample.
 #pragma once
 
 #include <cstdint>
@@ -10,51 +14,57 @@
 #include <utility>
 #include <vector>
 
-#include "backpropx/layer.hpp"
+#include "backpropx/layers/registry.hpp"
 #include "backpropx/losses.hpp"
+#include "backpropx/stack.hpp"
 
 namespace bpx {
 
-// Buffers of one forward/backward pass, sized once for up to `capacity`
-// samples and reused for every batch.
+// Buffers of one pass, sized once for up to `capacity` samples and reused
+// for every batch. A training workspace also keeps what backward needs.
 template <class T>
 struct Workspace {
   std::size_t capacity = 0;
-  bool keep_caches = false;  // needed by backward and by cross-entropy's logits
-  bool keep_deltas = false;  // gradient buffers, for backward only
-  std::vector<std::vector<T>> acts;    // acts[k]: output of layer k, (n, out_k)
-  std::vector<std::vector<T>> caches;  // caches[k]: what layer k saved for backward
-  std::vector<T> delta_a, delta_b;     // gradients flowing backward, (n, widest layer)
-};
-
-// A contiguous range of the flat buffers.
-struct Segment {
-  std::size_t offset = 0;
-  std::size_t size = 0;
+  bool training = false;
+  std::vector<T> acts, caches, scratch, deltas;
+  std::vector<std::int32_t> indices;
+  std::vector<T> probs;  // the output after a softmax the network took over
+  typename LayerStack<T>::View view;
 };
 
 struct TensorInfo {
   std::size_t layer;
-  std::string name;  // "weight", "bias"
+  std::string name;  // "weight", "bias", "0.weight" inside a container
   Shape shape;
   std::size_t offset;  // into params()/grads()
+  bool l2;             // penalised by Trainer(l2=)
 };
 
 template <class T>
 class Network {
  public:
-  // Checks that consecutive layers fit, allocates the flat buffers and
-  // initialises every layer from one Rng seeded with `seed`, in order.
+  // Builds the layers from their configs, each fed the previous one's output
+  // shape (input_shape may be empty when the first layer implies it, as
+  // Dense does), allocates the flat buffers and initialises every tensor
+  // from one Rng seeded with `seed`, in order.
+  Network(const std::vector<LayerConfig>& configs, Shape input_shape, std::uint64_t seed);
   Network(std::vector<std::unique_ptr<Layer<T>>> layers, std::uint64_t seed);
 
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
-  std::size_t num_layers() const { return layers_.size(); }
-  Layer<T>& layer(std::size_t k) { return *layers_.at(k); }
-  const Layer<T>& layer(std::size_t k) const { return *layers_.at(k); }
-  std::size_t in_features() const { return in_features_; }
-  std::size_t out_features() const { return out_features_; }
+  std::size_t num_layers() const { return stack_.size(); }
+  Layer<T>& layer(std::size_t k) { return stack_.layer(k); }
+  const Layer<T>& layer(std::size_t k) const { return stack_.layer(k); }
+  const Shape& input_shape() const { return stack_.input_shape(); }
+  const Shape& output_shape() const { return stack_.output_shape(); }
+  std::size_t in_features() const { return in_size_; }    // values per input sample
+  std::size_t out_features() const { return out_size_; }  // values per output sample
+  std::size_t classes() const { return output_shape().back(); }
+  std::size_t rows_per_sample() const { return out_size_ / classes(); }
+  // True when the last layer's softmax was taken over by the network (fused
+  // into cross-entropy, applied by the network for the other losses).
+  bool output_softmax() const { return head_softmax_; }
 
   std::size_t num_params() const { return params_.size(); }
   T* params() { return params_.data(); }
@@ -62,47 +72,62 @@ class Network {
   T* grads() { return grads_.data(); }
   const T* grads() const { return grads_.data(); }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
-  Segment layer_segment(std::size_t k) const { return segments_.at(k); }
+  Segment layer_segment(std::size_t k) const { return stack_.segment(k); }
   // Parameter ranges of trainable layers, in order.
   std::vector<Segment> trainable_segments() const;
 
   void zero_grad();
 
-  // inference: layer outputs only; evaluation: plus the caches (for the
-  // logits of cross-entropy); training: plus the backward gradient buffers.
-  enum class Use { inference, evaluation, training };
-  Workspace<T> make_workspace(std::size_t capacity, Use use) const;
+  // inference: layer outputs and scratch only; training: plus caches and
+  // the backward gradient buffers.
+  Workspace<T> make_workspace(std::size_t capacity, bool training) const;
 
-  // Runs n rows of x (n, in_features) through every layer; the output
-  // (n, out_features) stays in the workspace.
+  // Runs n samples of x through every layer and returns the output
+  // (n, *output_shape), which lives in the workspace (or in x when every
+  // layer is a view).
   const T* forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const;
 
-  // forward, loss, backward. Gradients are added to grads() (call zero_grad
-  // first for a fresh gradient). Returns the mean loss of the n rows (weighted
-  // by y.weights when given) and adds
-  // the number of correct predictions to *correct when given.
+  // After forward(x, n, ws, pass) with a training workspace: backprop dy
+  // (n, *output_shape) to the input. Parameter gradients are added to
+  // grads(); dx (n, *input_shape) is written unless null.
+  void backward(const T* x, const T* dy, T* dx, std::size_t n, Workspace<T>& ws, const Pass& pass);
+
+  // forward, loss, backward: the fit path. Gradients are added to grads()
+  // (call zero_grad first for a fresh gradient). Returns the mean loss of
+  // the n samples' rows (weighted by y.weights when given) and adds the
+  // number of correct rows to *correct when given.
   double forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss, Workspace<T>& ws,
                           Pass pass, double* correct = nullptr);
 
-  // Inference on n rows into out (n, out_features). Uses its own buffers,
+  // Inference on n samples into out (n, out_features). Uses its own buffers,
   // so any number of threads may call it at once. Throws NonFiniteError
   // rather than return NaN or infinity.
   void predict(const T* x, std::size_t n, T* out) const;
 
-  // (Weighted) mean loss and number of correct predictions over n rows, in
+  // (Weighted) mean loss and number of correct rows over n samples, in
   // chunks; NonFiniteError when the loss is not finite.
   std::pair<double, double> evaluate(const T* x, Targets<T> y, std::size_t n, Loss loss) const;
 
- private:
-  // The loss input: logits for cross-entropy (the pre-softmax values when
-  // the last layer is softmax), the network output otherwise.
-  const T* loss_input(Loss loss, const Workspace<T>& ws) const;
+  // Where layer k's output lives after forward(x) with ws.
+  const T* layer_output(std::size_t k, const T* x, const Workspace<T>& ws) const {
+    return stack_.output_of(k, x, ws.view);
+  }
 
-  std::vector<std::unique_ptr<Layer<T>>> layers_;
+ private:
+  void build(std::uint64_t seed);
+  // The values the loss sees: the logits for cross-entropy (before a softmax
+  // the network took over), the network output otherwise.
+  const T* loss_input(Loss loss, const T* x, const Workspace<T>& ws) const;
+  // dlast holds d loss / d output (or / d logits when `at_logits`); backprop it.
+  void backward_from(const T* x, T* dlast, bool at_logits, T* dx, std::size_t n, Workspace<T>& ws,
+                     const Pass& pass, std::size_t lowest);
+  std::size_t lowest_trainable() const;
+
+  LayerStack<T> stack_;
+  bool head_softmax_ = false;
   std::vector<T> params_, grads_;
-  std::vector<Segment> segments_;  // per layer
   std::vector<TensorInfo> tensors_;
-  std::size_t in_features_ = 0, out_features_ = 0, widest_ = 0;
+  std::size_t in_size_ = 0, out_size_ = 0;
 };
 
 }  // namespace bpx

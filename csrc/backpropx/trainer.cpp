@@ -1,5 +1,7 @@
 #include "backpropx/trainer.hpp"
 
+#include "backpropx/update.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -40,9 +42,12 @@ void Trainer<T>::set_l2(double alpha) {
 
 template <class T>
 std::string Trainer<T>::non_finite_origin() const {
-  for (std::size_t k = 0; k < net_.num_layers(); ++k)
-    if (!ws_.acts.empty() && !all_finite(ws_.acts[k].data(), ws_.acts[k].size()))
-      return "the output of layer " + std::to_string(k) + " (" + net_.layer(k).kind() + ")";
+  if (ws_.capacity > 0)
+    for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+      const std::size_t count = ws_.capacity * shape_size(net_.layer(k).output_shape());
+      if (!all_finite(net_.layer_output(k, batch_x_.data(), ws_), count))
+        return "the output of layer " + std::to_string(k) + " (" + net_.layer(k).kind() + ")";
+    }
   for (std::size_t k = net_.num_layers(); k-- > 0;) {
     const Segment s = net_.layer_segment(k);
     if (!all_finite(net_.grads() + s.offset, s.size))
@@ -67,14 +72,13 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   const std::size_t bs = std::min(batch_size_, n);
   // Buffers are sized once per size of data set, never inside the batch loop.
   if (ws_.capacity != bs) {
-    ws_ = net_.make_workspace(bs, Network<T>::Use::training);
+    ws_ = net_.make_workspace(bs, true);
     batch_x_.assign(checked_mul(bs, net_.in_features()), T(0));
     batch_y_.assign(checked_mul(bs, net_.out_features()), T(0));
-    batch_labels_.assign(bs, 0);
+    batch_labels_.assign(checked_mul(bs, net_.rows_per_sample()), 0);
     batch_w_.assign(bs, T(1));
   }
   if (order_.size() != n) order_.resize(n);
-  before_step_.resize(net_.num_params());
   std::iota(order_.begin(), order_.end(), std::uint64_t{0});
   if (shuffle_) shuffle_indices(order_.data(), n, rng_);
 
@@ -90,7 +94,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t start = b * bs, m = std::min(bs, n - start);
     const Targets<T> target = gather_batch(X, y, start, m);
-    const double batch_weight = weight_sum(target, m);
+    const double batch_weight = weight_sum(target, m * net_.rows_per_sample());
 
     net_.zero_grad();
     double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
@@ -100,17 +104,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
     clip_gradients(segments, add_gradient_norms(norm_sum));
-    // A snapshot (one copy, cheap next to the products) lets an update that
-    // overflows be undone, so the network always ends finite.
-    std::copy(net_.params(), net_.params() + net_.num_params(), before_step_.begin());
-    opt_.step(net_.params(), net_.grads(), segments);
-    if (!all_finite(net_.params(), net_.num_params())) {
-      std::copy(before_step_.begin(), before_step_.end(), net_.params());
-      opt_.reset();  // its moments saw the overflow too
-      throw NonFiniteError("the update of batch " + std::to_string(b + 1) +
-                           " made parameters non-finite; it was undone and the optimizer state "
-                           "restarted");
-    }
+    apply_update(net_, opt_, segments, before_step_, "batch " + std::to_string(b + 1));
     if (b + 1 == batches) stats.update_ratio = update_ratios();
     loss_sum += value * batch_weight;
     weight_total += batch_weight;
@@ -122,23 +116,26 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   stats.loss = weight_total > 0 ? loss_sum / weight_total : 0.0;
   stats.grad_norm.assign(L, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t k = 0; k < L; ++k)
-    if (net_.layer_segment(k).size > 0 && net_.layer(k).trainable)
+    if (net_.layer_segment(k).size > 0 && net_.layer(k).trainable())
       stats.grad_norm[k] = norm_sum[k] / static_cast<double>(batches);
-  if (loss_has_accuracy(loss_)) stats.accuracy = correct / static_cast<double>(stats.samples);
+  if (loss_has_accuracy(loss_))
+    stats.accuracy = correct / static_cast<double>(stats.samples * net_.rows_per_sample());
   return stats;
 }
 
 template <class T>
 Targets<T> Trainer<T>::gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m) {
-  const std::size_t IN = net_.in_features(), C = net_.out_features();
+  // Per sample: IN input values, OUT target values or R labels (one per loss row).
+  const std::size_t IN = net_.in_features(), OUT = net_.out_features(), R = net_.rows_per_sample();
   for (std::size_t r = 0; r < m; ++r) {
     const std::size_t src = order_[start + r];
     std::memcpy(batch_x_.data() + r * IN, X + src * IN, IN * sizeof(T));
-    if (y.labels) batch_labels_[r] = y.labels[src];
-    else std::memcpy(batch_y_.data() + r * C, y.values + src * C, C * sizeof(T));
+    if (y.labels) std::memcpy(batch_labels_.data() + r * R, y.labels + src * R, R * sizeof(std::int64_t));
+    else std::memcpy(batch_y_.data() + r * OUT, y.values + src * OUT, OUT * sizeof(T));
     if (y.weights) batch_w_[r] = y.weights[src];
   }
   Targets<T> target;
+  target.group = R;
   if (y.labels) target.labels = batch_labels_.data();
   else target.values = batch_y_.data();
   if (y.weights) target.weights = batch_w_.data();
@@ -151,7 +148,7 @@ double Trainer<T>::add_gradient_norms(std::vector<double>& norm_sum) const {
   double total_sq = 0;
   for (std::size_t k = 0; k < net_.num_layers(); ++k) {
     const Segment seg = net_.layer_segment(k);
-    if (seg.size == 0 || !net_.layer(k).trainable) continue;
+    if (seg.size == 0 || !net_.layer(k).trainable()) continue;
     const double sq = sum_squares(net_.grads() + seg.offset, seg.size);
     norm_sum[k] += std::sqrt(sq);
     total_sq += sq;
@@ -164,7 +161,7 @@ double Trainer<T>::add_l2_penalty(double batch_weight) {
   double sq = 0;
   const T g = T(l2_ / batch_weight);
   for (const TensorInfo& t : net_.tensors()) {
-    if (t.name != "weight" || !net_.layer(t.layer).trainable) continue;
+    if (!t.l2 || !net_.layer(t.layer).trainable()) continue;
     const std::size_t count = shape_size(t.shape);
     const T* w = net_.params() + t.offset;
     T* dw = net_.grads() + t.offset;
@@ -200,7 +197,7 @@ std::vector<double> Trainer<T>::update_ratios() const {
   std::vector<double> out(net_.num_layers(), std::numeric_limits<double>::quiet_NaN());
   for (std::size_t k = 0; k < net_.num_layers(); ++k) {
     const Segment seg = net_.layer_segment(k);
-    if (seg.size == 0 || !net_.layer(k).trainable) continue;
+    if (seg.size == 0 || !net_.layer(k).trainable()) continue;
     double d2 = 0, w2 = 0;
     for (std::size_t i = seg.offset; i < seg.offset + seg.size; ++i) {
       const double before = static_cast<double>(before_step_[i]);

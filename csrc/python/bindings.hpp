@@ -23,24 +23,40 @@ using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 template <class T>
 const char* dtype_suffix();
 
+// The state of a manual forward(training=True) awaiting its backward: the
+// workspace with what backward needs, and a copy of the input (the caller's
+// array may change or go away in between).
+template <class T>
+struct ManualPass {
+  Workspace<T> ws;
+  std::vector<T> x;
+  std::size_t n = 0;
+  bool pending = false;  // a training forward whose backward has not run yet
+};
+
 // A Network plus the lock that lets many threads predict at once while
-// training or weight assignment excludes everyone else.
+// training or weight assignment excludes everyone else, and the state of
+// manual mode (its own seeded Rng drives dropout there).
 template <class T>
 struct NetworkHolder {
   std::unique_ptr<Network<T>> net;
   mutable std::shared_mutex mutex;
+  ManualPass<T> manual;
+  Rng rng{0};
 };
 
-// Checks X is (n, features) and returns n; throws ValueError naming `what`.
-std::size_t check_rows(const py::buffer_info& info, std::size_t features, const char* what);
+// Checks X is (n, *shape) and returns n; throws ValueError naming `what`.
+std::size_t check_samples(const py::buffer_info& info, const Shape& shape, const char* what);
 
-// Targets from the optional Python arrays: values (n, C) or labels (n,), and
-// optional sample weights (n,).
+// Targets from the optional Python arrays: values (n samples of out_size
+// values) or labels (rows_per_sample per sample), and optional sample
+// weights (n,).
 template <class T>
 Targets<T> make_targets(const std::optional<CArray<T>>& values,
                         const std::optional<py::array_t<std::int64_t, py::array::c_style |
                                                                           py::array::forcecast>>& labels,
-                        const std::optional<CArray<T>>& weights, std::size_t n, std::size_t C);
+                        const std::optional<CArray<T>>& weights, std::size_t n, std::size_t out_size,
+                        std::size_t rows_per_sample);
 
 void register_runtime(py::module_& m);
 void register_network(py::module_& m);

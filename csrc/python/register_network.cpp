@@ -3,7 +3,9 @@
 #include <cstring>
 #include <mutex>
 
-#include "backpropx/layers.hpp"
+#include "backpropx/layers/registry.hpp"
+#include "backpropx/stack.hpp"
+#include "backpropx/update.hpp"
 #include "python/bindings.hpp"
 
 namespace bpx::python {
@@ -18,16 +20,22 @@ LayerConfig to_config(const py::dict& d) {
     const std::string key = py::cast<std::string>(item.first);
     py::handle v = item.second;
     if (key == "kind") c.kind = py::cast<std::string>(v);
+    else if (key == "layers" && (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)))
+      for (auto child : v) c.layers.push_back(to_config(py::cast<py::dict>(child)));
     else if (py::isinstance<py::bool_>(v)) c.ints[key] = py::cast<bool>(v) ? 1 : 0;
     else if (py::isinstance<py::int_>(v)) c.ints[key] = py::cast<long long>(v);
     else if (py::isinstance<py::float_>(v)) c.reals[key] = py::cast<double>(v);
     else if (py::isinstance<py::str>(v)) c.strings[key] = py::cast<std::string>(v);
+    else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v))
+      c.int_lists[key] = py::cast<std::vector<long long>>(v);
     else if (!v.is_none())
       throw py::type_error("layer option '" + key + "' has unsupported type " +
-                           std::string(py::str(v.get_type().attr("__name__"))));
+                           std::string(py::str(py::type::handle_of(v).attr("__name__"))));
   }
   return c;
 }
+
+py::tuple shape_tuple(const Shape& s) { return py::tuple(py::cast(s)); }
 
 // A NumPy view of C++ memory that keeps `owner` alive.
 template <class T>
@@ -41,22 +49,55 @@ void bind_network(py::module_& m) {
   using Holder = NetworkHolder<T>;
   const std::string name = std::string("Network_") + dtype_suffix<T>();
   py::class_<Holder>(m, name.c_str())
-      .def(py::init([](const py::list& layers, std::uint64_t seed) {
-             std::vector<std::unique_ptr<Layer<T>>> built;
-             for (auto item : layers) built.push_back(make_layer<T>(to_config(py::cast<py::dict>(item))));
+      .def(py::init([](const py::list& layers, std::optional<std::vector<long long>> input_shape,
+                       std::uint64_t seed) {
+             std::vector<LayerConfig> configs;
+             for (auto item : layers) configs.push_back(to_config(py::cast<py::dict>(item)));
+             Shape input;
+             if (input_shape) {
+               if (input_shape->empty()) throw py::value_error("input_shape must have at least one axis");
+               for (long long d : *input_shape) {
+                 if (d <= 0) throw py::value_error("input_shape sizes must be positive, got " + std::to_string(d));
+                 input.push_back(static_cast<std::size_t>(d));
+               }
+               checked_mul(shape_size(input), 1);
+             }
              auto h = std::make_unique<Holder>();
-             h->net = std::make_unique<Network<T>>(std::move(built), seed);
+             h->net = std::make_unique<Network<T>>(configs, input, seed);
+             h->rng = Rng(seed);
              return h;
            }),
-           py::arg("layers"), py::arg("seed"))
+           py::arg("layers"), py::arg("input_shape"), py::arg("seed"))
       .def_property_readonly("in_features", [](const Holder& h) { return h.net->in_features(); })
       .def_property_readonly("out_features", [](const Holder& h) { return h.net->out_features(); })
+      .def_property_readonly("input_shape", [](const Holder& h) { return shape_tuple(h.net->input_shape()); })
+      .def_property_readonly("output_shape", [](const Holder& h) { return shape_tuple(h.net->output_shape()); })
+      .def_property_readonly("rows_per_sample", [](const Holder& h) { return h.net->rows_per_sample(); })
+      .def_property_readonly("output_softmax", [](const Holder& h) { return h.net->output_softmax(); })
+      .def("layer_shapes", [](const Holder& h, const std::vector<std::size_t>& path) {
+        // Walk down containers: [] lists the network's layers, [k] those inside layer k, ...
+        const Layer<T>* container = nullptr;
+        for (std::size_t i = 0; i < path.size(); ++i) {
+          const Layer<T>& next = container == nullptr ? h.net->layer(path[i])
+                                                      : container->children()->layer(path[i]);
+          if (next.children() == nullptr) throw py::value_error("layer path does not name a container");
+          container = &next;
+        }
+        py::list out;
+        const std::size_t count = container ? container->children()->size() : h.net->num_layers();
+        for (std::size_t k = 0; k < count; ++k) {
+          const Layer<T>& l = container ? container->children()->layer(k) : h.net->layer(k);
+          out.append(py::make_tuple(shape_tuple(l.input_shape()), shape_tuple(l.output_shape())));
+        }
+        return out;
+      }, py::arg("path") = std::vector<std::size_t>{},
+         "(input_shape, output_shape) per sample of the layers at `path` (see Layer._attach)")
       .def_property_readonly("num_layers", [](const Holder& h) { return h.net->num_layers(); })
       .def_property_readonly("num_params", [](const Holder& h) { return h.net->num_params(); })
       .def("tensors", [](const Holder& h) {
         py::list out;
         for (const TensorInfo& t : h.net->tensors())
-          out.append(py::make_tuple(t.layer, t.name, py::tuple(py::cast(t.shape)), t.offset));
+          out.append(py::make_tuple(t.layer, t.name, shape_tuple(t.shape), t.offset, t.l2));
         return out;
       }, "(layer, name, shape, offset) of every parameter tensor, in storage order")
       .def("param_view", [](py::object self, std::size_t index) {
@@ -84,14 +125,21 @@ void bind_network(py::module_& m) {
         std::unique_lock lock(h.mutex);
         std::memcpy(h.net->params(), flat.data(), h.net->num_params() * sizeof(T));
       }, py::arg("flat"), "Copy a whole flat parameter vector in, excluding concurrent predicts")
-      .def("set_trainable", [](Holder& h, std::size_t k, bool on) { h.net->layer(k).trainable = on; })
-      .def("trainable", [](const Holder& h, std::size_t k) { return h.net->layer(k).trainable; })
-      .def("activation", [](const Holder& h, std::size_t k) {
-        return std::string(activation_name(h.net->layer(k).activation()));
+      .def("set_trainable", [](Holder& h, std::size_t k, bool on) {
+        std::unique_lock lock(h.mutex);
+        h.net->layer(k).set_trainable(on);
+      })
+      .def("trainable", [](const Holder& h, std::size_t k) { return h.net->layer(k).trainable(); })
+      .def("zero_grad", [](Holder& h) {
+        py::gil_scoped_release release;
+        std::unique_lock lock(h.mutex);
+        h.net->zero_grad();
       })
       .def("predict", [](const Holder& h, const CArray<T>& X) {
-        const std::size_t n = check_rows(X.request(), h.net->in_features(), "X");
-        py::array_t<T> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(h.net->out_features())});
+        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
+        std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
+        for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
+        py::array_t<T> out(dims);
         T* dst = out.mutable_data();
         const T* src = X.data();
         {
@@ -105,13 +153,14 @@ void bind_network(py::module_& m) {
                                     std::optional<Labels> labels, const std::string& loss_name,
                                     std::optional<CArray<T>> weights) {
         const Loss loss = loss_from_name(loss_name);
-        const std::size_t n = check_rows(X.request(), h.net->in_features(), "X");
+        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
         if (n == 0) throw py::value_error("X has no samples");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features());
+        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
         const T* x = X.data();
         py::gil_scoped_release release;
         std::unique_lock lock(h.mutex);
-        Workspace<T> ws = h.net->make_workspace(n, Network<T>::Use::training);
+        h.manual.pending = false;  // the gradients no longer belong to that forward
+        Workspace<T> ws = h.net->make_workspace(n, true);
         h.net->zero_grad();
         const double value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
         if (!std::isfinite(value))
@@ -123,14 +172,83 @@ void bind_network(py::module_& m) {
                           std::optional<Labels> labels, const std::string& loss_name,
                           std::optional<CArray<T>> weights) {
         const Loss loss = loss_from_name(loss_name);
-        const std::size_t n = check_rows(X.request(), h.net->in_features(), "X");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features());
+        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
+        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
         const T* x = X.data();
         py::gil_scoped_release release;
         std::shared_lock lock(h.mutex);
         return h.net->evaluate(x, t, n, loss);
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         py::arg("weights") = py::none(), "(mean loss, number of correct predictions)");
+         py::arg("weights") = py::none(), "(mean loss, number of correct rows)")
+      .def("forward", [](Holder& h, const CArray<T>& X, bool training) {
+        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
+        if (n == 0) throw py::value_error("X has no samples");
+        std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
+        for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
+        py::array_t<T> out(dims);
+        T* dst = out.mutable_data();
+        const T* src = X.data();
+        const std::size_t out_count = n * h.net->out_features();
+        {
+          py::gil_scoped_release release;
+          std::unique_lock lock(h.mutex);
+          ManualPass<T>& manual = h.manual;
+          manual.pending = false;
+          Pass pass;
+          pass.training = training;
+          pass.rng = training ? &h.rng : nullptr;
+          if (manual.ws.capacity < n || manual.ws.training != training) {
+            manual.ws = Workspace<T>();  // free the old buffers before taking new ones
+            manual.ws = h.net->make_workspace(n, training);
+          }
+          manual.x.assign(src, src + n * h.net->in_features());
+          const T* y = h.net->forward(manual.x.data(), n, manual.ws, pass);
+          if (!all_finite(y, out_count))
+            throw NonFiniteError("the network's output is not finite: its weights or inputs overflow " +
+                                 std::string(sizeof(T) == 4 ? "float32" : "float64"));
+          std::copy(y, y + out_count, dst);
+          manual.n = n;
+          manual.pending = training;
+        }
+        return out;
+      }, py::arg("X"), py::arg("training"))
+      .def("backward", [](Holder& h, const CArray<T>& dY) {
+        ManualPass<T>& manual = h.manual;
+        if (!manual.pending)
+          throw py::value_error("backward needs a preceding forward(X, training=True) whose backward "
+                                "has not run yet (each training forward allows one backward)");
+        Shape out_shape = h.net->output_shape();
+        const std::size_t n = check_samples(dY.request(), out_shape, "dY");
+        if (n != manual.n)
+          throw py::value_error("dY has " + std::to_string(n) + " samples but the forward pass had " +
+                                std::to_string(manual.n));
+        std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
+        for (std::size_t d : h.net->input_shape()) dims.push_back(static_cast<py::ssize_t>(d));
+        py::array_t<T> dx(dims);
+        T* dst = dx.mutable_data();
+        const T* dy = dY.data();
+        {
+          py::gil_scoped_release release;
+          std::unique_lock lock(h.mutex);
+          if (!manual.pending) throw std::invalid_argument("backward: the forward pass was superseded");
+          Pass pass;
+          pass.training = true;
+          pass.rng = &h.rng;
+          manual.pending = false;
+          h.net->backward(manual.x.data(), dy, dst, n, manual.ws, pass);
+        }
+        return dx;
+      }, py::arg("dY"), "Backprop dY through the last training forward: grads += ; returns dX")
+      .def("apply_update", [](Holder& h, Optimizer<T>& opt) {
+        py::gil_scoped_release release;
+        std::unique_lock lock(h.mutex);
+        const std::vector<Segment> segments = h.net->trainable_segments();
+        check_gradients_finite(*h.net, segments, "this step");
+        std::vector<T> before;
+        apply_update(*h.net, opt, segments, before, "this step");
+      }, py::arg("optimizer"), "One optimizer step from the accumulated gradients (opt.step(net))")
+      .def("get_rng_state", [](Holder& h) { return h.rng.state(); })
+      .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.rng.set_state(s); });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "backpropx/optimizers.hpp"
 #include "backpropx/parallel.hpp"
 #include "kernels/kernels.hpp"
+#include "backpropx/layers/registry.hpp"
 #include "python/bindings.hpp"
 
 namespace bpx::python {
@@ -61,6 +62,11 @@ void register_runtime(py::module_& m) {
   m.attr("compiler") = compiler();
   m.attr("build_type") = BACKPROPX_BUILD_TYPE;
   m.attr("activation_names") = activation_names();
+  {
+    py::dict kinds;  // layer kind -> the config keys it accepts
+    for (const auto& k : layer_kinds<double>()) kinds[py::str(k.kind)] = k.keys;
+    m.attr("layer_kinds") = kinds;
+  }
   m.attr("loss_names") = loss_names();
   m.attr("optimizer_names") = optimizer_names();
   m.attr("init_names") = init_names();

@@ -41,13 +41,14 @@ void bind_trainer(py::module_& m) {
                              std::optional<Labels> labels, py::object callback, std::size_t every,
                              std::optional<CArray<T>> weights) {
         Network<T>& net = *h.network->net;
-        const std::size_t n = check_rows(X.request(), net.in_features(), "X");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features());
+        const std::size_t n = check_samples(X.request(), net.input_shape(), "X");
+        Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features(), net.rows_per_sample());
         const T* x = X.data();
         EpochStats stats;
         {
           py::gil_scoped_release release;
           std::unique_lock lock(h.network->mutex);
+          h.network->manual.pending = false;  // fit replaces the gradients a manual forward awaited
           // Between batches the network is consistent: let other threads in
           // (e.g. a callback that predicts) and never wait on the lock while
           // holding the GIL.

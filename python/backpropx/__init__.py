@@ -11,7 +11,7 @@ from .callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
 from .datasets import load_digits, train_test_split
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
-from .layers import ACTIVATIONS, Dense, Dropout, Layer
+from .layers import ACTIVATIONS, Activation, Dense, Dropout, Flatten, Layer, Reshape, Residual
 from .network import LOSSES, Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
@@ -26,6 +26,10 @@ NonFiniteError.__doc__ = (
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
+    "Flatten",
+    "Reshape",
+    "Residual",
     "LOSSES",
     "SGD",
     "StepLR",

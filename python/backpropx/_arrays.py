@@ -47,14 +47,28 @@ def _asarray(a: Any, name: str) -> np.ndarray:
     return arr
 
 
-def as_features(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:
-    """X as a C-contiguous (n, n_features) array of the network dtype."""
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "(n, " + ", ".join(str(d) for d in shape) + ")"
+
+
+def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous (n, *shape) array of the network dtype.
+
+    `shape` is the per-sample shape (an int means one axis of that size).
+    """
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     arr = _asarray(X, name)
-    if arr.ndim != 2:
-        hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-dimensional (samples, features), got shape {arr.shape}{hint}")
-    if arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {n_features}")
+    if len(shape) == 1:
+        if arr.ndim != 2:
+            hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
+            raise ValueError(f"{name} must be 2-dimensional (samples, features), got shape {arr.shape}{hint}")
+        if arr.shape[1] != shape[0]:
+            raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {shape[0]}")
+    elif arr.shape[1:] != shape:
+        hint = ""
+        if arr.ndim == len(shape) and arr.shape == shape:
+            hint = f" (use {name}[None] for a single sample)"
+        raise ValueError(f"{name} must have shape {_shape_str(shape)}, got {arr.shape}{hint}")
     with np.errstate(over="ignore"):  # a finite value too large for float32 is reported below
         out = np.ascontiguousarray(arr, dtype=dtype)
     if not all_finite(out):
@@ -65,39 +79,47 @@ def as_features(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np
     return out
 
 
-def as_targets(y: Any, loss: str, n: int, n_outputs: int, dtype: np.dtype, name: str = "y"):
+def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, name: str = "y"):
     """(values, labels) for the C++ core; exactly one is not None.
 
-    cross_entropy takes integer labels (n,) in [0, n_outputs) or probability
-    rows (n, n_outputs); mse and binary_cross_entropy take (n, n_outputs), or
-    (n,) when the network has one output.
+    Losses act on the last axis of the output ``(*lead, C)``: cross_entropy
+    takes integer labels ``(n, *lead)`` in [0, C) or probability rows
+    ``(n, *lead, C)``; mse and binary_cross_entropy take ``(n, *lead, C)``, or
+    ``(n,)`` when the network has one output value. Labels go to the core
+    flattened, one per loss row.
     """
+    out = (int(output_shape),) if isinstance(output_shape, (int, np.integer)) else tuple(output_shape)
+    lead, C = out[:-1], out[-1]
     arr = _asarray(y, name)
-    if arr.ndim == 0 or arr.ndim > 2:
-        raise ValueError(f"{name} must be 1- or 2-dimensional, got shape {arr.shape}")
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have one entry per sample, got a scalar")
     if arr.shape[0] != n:
         raise ValueError(f"{name} has {arr.shape[0]} samples but X has {n}")
-    if loss == "cross_entropy" and arr.ndim == 1:
+    if loss == "cross_entropy" and arr.shape[1:] == lead and (arr.ndim == 1 or arr.dtype.kind in "iub"
+                                                               or arr.ndim == len(out)):
         if arr.dtype.kind == "f":
             if not np.isfinite(arr).all() or not (arr == np.round(arr)).all():
                 raise ValueError(f"{name} holds class labels for cross_entropy, which must be integers; "
                                  "got non-integer values")
         if arr.dtype.kind == "b":
             raise TypeError(f"{name} holds booleans; cross_entropy needs integer class labels")
-        labels = np.ascontiguousarray(arr, dtype=np.int64)
-        if n and (labels.min() < 0 or labels.max() >= n_outputs):
-            bad = labels[(labels < 0) | (labels >= n_outputs)][0]
-            raise ValueError(f"{name} contains label {bad}, outside [0, {n_outputs}) for a network "
-                             f"with {n_outputs} outputs")
+        labels = np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
+        if labels.size and (labels.min() < 0 or labels.max() >= C):
+            bad = labels[(labels < 0) | (labels >= C)][0]
+            raise ValueError(f"{name} contains label {bad}, outside [0, {C}) for a network "
+                             f"with {C} outputs")
         return None, labels
-    if arr.ndim == 1:
-        if n_outputs != 1:
-            raise ValueError(f"{name} has shape {arr.shape}, but the network has {n_outputs} outputs: "
-                             f"expected shape ({n}, {n_outputs})")
+    if out == (1,) and arr.ndim == 1:
         arr = arr.reshape(n, 1)
-    if arr.shape[1] != n_outputs:
-        raise ValueError(f"{name} has shape {arr.shape}, but the network has {n_outputs} outputs: "
-                         f"expected ({n}, {n_outputs})")
+    if arr.shape[1:] != out:
+        if len(out) == 1:
+            expected = f"({n}, {C})"
+            if arr.ndim > 2:
+                raise ValueError(f"{name} must be 1- or 2-dimensional, got shape {arr.shape}")
+            raise ValueError(f"{name} has shape {arr.shape}, but the network has {C} outputs: expected {expected}")
+        labels_hint = f" or integer labels ({n}, {', '.join(map(str, lead))})" if loss == "cross_entropy" else ""
+        raise ValueError(f"{name} has shape {arr.shape}, but the network outputs {_shape_str(out)}: "
+                         f"expected ({n}, {', '.join(map(str, out))}){labels_hint}")
     with np.errstate(over="ignore"):
         values = np.ascontiguousarray(arr, dtype=dtype)
     if not all_finite(values):

@@ -57,8 +57,8 @@ def gradcheck(network: Network, X: Any, y: Any, loss: str = "cross_entropy", *, 
     """
     loss = check_loss(loss)
     net = Network(network.layers, dtype="float64")  # a copy: layers of another network are copied
-    Xc = as_features(X, net.dtype, net.in_features)
-    values, labels = as_targets(y, loss, Xc.shape[0], net.out_features, net.dtype)
+    Xc = as_features(X, net.dtype, net.input_shape)
+    values, labels = as_targets(y, loss, Xc.shape[0], net.output_shape, net.dtype)
     _, grads = net.loss_and_gradients(Xc, y if labels is None else labels, loss=loss)
     rng = np.random.default_rng(seed)
     result = GradcheckResult(tolerance=tolerance)

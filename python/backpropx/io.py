@@ -57,7 +57,8 @@ def network_metadata(network: Any) -> dict[str, str]:
         cfg["trainable"] = layer.trainable
         layers.append(cfg)
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": network.dtype.name,
-            "seed": str(network.seed), "layers": json.dumps(layers)}
+            "seed": str(network.seed), "layers": json.dumps(layers),
+            "input_shape": json.dumps(list(network.input_shape))}
 
 
 # Caller-supplied metadata lives in the header under this prefix, apart from
@@ -121,7 +122,7 @@ def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
         if not isinstance(cfg, dict):
             raise ValueError(f"layer {k} in the file has an unsupported description: {cfg!r:.200}")
         try:
-            layers.append(layer_from_config(cfg))
+            layers.append(layer_from_config({key: v for key, v in cfg.items() if key != "trainable"}))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
         trainable.append(bool(cfg.get("trainable", True)))
@@ -182,15 +183,22 @@ def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: st
         seed = int(meta.get("seed", "0"))
     except ValueError:
         seed = 0
-    for k in range(1, len(layers)):
-        if layers[k - 1].out_features != layers[k].in_features:
-            raise ValueError(f"the file's layers {k - 1} and {k} do not fit together")
+    try:
+        input_shape = json.loads(meta.get("input_shape", "null"))
+    except json.JSONDecodeError:
+        input_shape = "bad"
+    if input_shape is not None and (not isinstance(input_shape, list) or not input_shape or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**40 for d in input_shape)):
+        raise ValueError(f"not a backpropx model: bad input_shape {meta.get('input_shape')!r:.100} in the header")
     # Refuse before allocating: the tensors must account for every parameter.
     expected = sum(layer.num_params() for layer in layers)
     present = sum(int(a.size) for a in tensors.values())
     if expected != present:
         raise ValueError(f"the file's architecture needs {expected} parameters but it holds {present}")
-    net = Network(layers, seed=seed if 0 <= seed < 2**64 else 0, dtype=dtype)
+    try:
+        net = Network(layers, input_shape=input_shape, seed=seed if 0 <= seed < 2**64 else 0, dtype=dtype)
+    except ValueError as exc:
+        raise ValueError(f"the file's layers do not fit together: {exc}") from None
     net.load_state_dict(tensors)
     for layer, flag in zip(net.layers, trainable):
         layer.trainable = flag

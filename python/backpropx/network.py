@@ -27,13 +27,19 @@ class Network:
     Parameters
     ----------
     layers:
-        The layers, input side first; each layer's ``out_features`` must equal
-        the next one's ``in_features``. A layer that already belongs to another
-        Network is copied, weights included: the two networks then share no
-        memory (use this to build a new network on top of trained layers).
+        The layers, input side first; each receives the previous one's
+        output shape (the core checks that they fit). A layer that already
+        belongs to another Network is copied, weights included: the two
+        networks then share no memory (use this to build a new network on
+        top of trained layers).
+    input_shape:
+        The per-sample shape of X (``X`` is ``(n, *input_shape)``), e.g.
+        ``(1, 28, 28)``. Optional when the first layer implies it, as
+        ``Dense(in_features, ...)`` does (``(in_features,)``).
     seed:
-        Seeds the initial weights (xoshiro256**): the same seed gives the same
-        bits on every machine and for any number of threads.
+        Seeds the initial weights (xoshiro256**) and manual-mode dropout: the
+        same seed gives the same bits on every machine and for any number of
+        threads.
     dtype:
         "float32" (default) or "float64".
 
@@ -44,9 +50,14 @@ class Network:
     ...                   bx.Dense(32, 10, activation="softmax")], seed=0)
     >>> net.predict(X).shape   # doctest: +SKIP
     (n, 10)
+
+    Manual mode (GANs, VAEs, policy gradients): ``out = net.forward(X,
+    training=True)``, ``dX = net.backward(dY)`` (parameter gradients
+    accumulate), ``opt.step(net)``, ``net.zero_grad()``.
     """
 
-    def __init__(self, layers: Iterable[Layer], *, seed: int = 0, dtype: Any = "float32") -> None:
+    def __init__(self, layers: Iterable[Layer], *, input_shape: Any = None, seed: int = 0,
+                 dtype: Any = "float32") -> None:
         if isinstance(layers, Layer):
             raise TypeError("layers must be a list of layers, got a single layer; wrap it in a list")
         layers = list(layers)
@@ -57,41 +68,52 @@ class Network:
                 raise TypeError(f"layer {k} is {type(layer).__name__}, not a backpropx Layer")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same layer object appears twice; create separate layers")
-        for k, layer in enumerate(layers):
-            if getattr(layer, "in_features", None) is None:  # width-preserving layers such as Dropout
-                if k == 0:
-                    raise ValueError(f"the first layer ({layer!r}) cannot infer its width; give features=")
-                layer._set_width(layers[k - 1].out_features)
-        for k in range(1, len(layers)):
-            prev, cur = layers[k - 1], layers[k]
-            if getattr(prev, "out_features", None) != getattr(cur, "in_features", None):
-                raise ValueError(f"layer {k - 1} ({prev!r}) outputs {prev.out_features} features but "
-                                 f"layer {k} ({cur!r}) expects {cur.in_features}")
+        shape = self._check_input_shape(input_shape)
         self._seed = check_seed(seed)
         self._dtype = resolve_dtype(dtype)
         core_class = getattr(_core, f"Network_{self._dtype.name}")
-        self._core = core_class([layer._config() for layer in layers], self._seed)
+        # Nothing is changed on the given layers until the core has accepted them.
+        self._core = core_class([layer._config() for layer in layers], shape, self._seed)
 
         # Trained layers from another network are copied, weights included.
         own: list[Layer] = []
         copied: list[tuple[int, Layer]] = []
         for k, layer in enumerate(layers):
-            if layer.network is not None:
+            if _attached_anywhere(layer):
                 fresh = layer._copy()
                 fresh._trainable = layer.trainable
                 copied.append((k, layer))
                 layer = fresh
             own.append(layer)
         self._layers = own
-        # (layer, name, shape, offset into the flat buffer) per parameter tensor; fixed for life.
-        self._tensors: list[tuple[int, str, tuple[int, ...], int]] = [
-            (k, name, tuple(shape), offset) for k, name, shape, offset in self._core.tensors()]
-        self._index = {(k, name): i for i, (k, name, _s, _o) in enumerate(self._tensors)}
-        for k, layer in enumerate(own):
-            layer._attach(self, k)
+        # (layer, name, shape, offset into the flat buffer, L2 applies) per parameter tensor; fixed for life.
+        self._tensors: list[tuple[int, str, tuple[int, ...], int, bool]] = [
+            (k, name, tuple(shape), offset, bool(l2)) for k, name, shape, offset, l2 in self._core.tensors()]
+        self._index = {(k, name): i for i, (k, name, _s, _o, _l) in enumerate(self._tensors)}
+        for k, (layer, shapes) in enumerate(zip(own, self._core.layer_shapes([]))):
+            layer._attach(self, (k,), shapes)
         for k, source in copied:
-            for name in source.param_names:
-                self._param_view(k, name)[...] = source._param(name)
+            for name, value in _parameters_of(source):
+                self._param_view(k, name)[...] = value
+
+    @staticmethod
+    def _check_input_shape(input_shape: Any) -> list[int] | None:
+        if input_shape is None:
+            return None
+        if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+            input_shape = (input_shape,)
+        try:
+            dims = tuple(input_shape)
+        except TypeError:
+            raise TypeError(f"input_shape must be a tuple of sizes, got {input_shape!r}") from None
+        if not dims:
+            raise ValueError("input_shape must have at least one axis")
+        for d in dims:
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+                raise ValueError(f"input_shape sizes must be positive integers, got {input_shape!r}")
+        if int(np.prod([float(d) for d in dims])) >= 2**48:
+            raise ValueError(f"input_shape {dims} is too large")
+        return [int(d) for d in dims]
 
     # ---- structure -----------------------------------------------------
     @property
@@ -104,11 +126,23 @@ class Network:
         return self._dtype
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-sample input shape: X is ``(n, *input_shape)``."""
+        return tuple(self._core.input_shape)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Per-sample output shape: ``predict(X)`` is ``(n, *output_shape)``."""
+        return tuple(self._core.output_shape)
+
+    @property
     def in_features(self) -> int:
+        """Values per input sample (the product of input_shape)."""
         return int(self._core.in_features)
 
     @property
     def out_features(self) -> int:
+        """Values per output sample (the product of output_shape)."""
         return int(self._core.out_features)
 
     @property
@@ -124,44 +158,76 @@ class Network:
 
     def named_parameters(self) -> list[tuple[str, np.ndarray]]:
         """("{k}.{name}", view) for every parameter tensor; views share the network's memory."""
-        return [(f"{k}.{name}", self._core.param_view(i))
-                for i, (k, name, _s, _o) in enumerate(self._tensors)]
+        return [(f"{t[0]}.{t[1]}", self._core.param_view(i)) for i, t in enumerate(self._tensors)]
 
     def parameters(self) -> list[np.ndarray]:
         """Views of every parameter tensor, in storage order (no copies)."""
         return [p for _, p in self.named_parameters()]
 
+    def named_gradients(self) -> list[tuple[str, np.ndarray]]:
+        """("{k}.{name}", view) of every parameter's accumulated gradient (views:
+        they change with the next backward, zero_grad or fit)."""
+        return [(f"{t[0]}.{t[1]}", self._core.grad_view(i)) for i, t in enumerate(self._tensors)]
+
     # ---- computation ---------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
-        """Forward pass: the last layer's output for every row of X, as a new array.
+        """Forward pass in inference mode: the output for every sample of X
+        ``(n, *input_shape)``, as a new ``(n, *output_shape)`` array.
 
         Safe to call from several threads at once (the GIL is released).
         """
-        return self._core.predict(as_features(X, self._dtype, self.in_features))
+        return self._core.predict(as_features(X, self._dtype, self.input_shape))
 
     __call__ = predict
+
+    def forward(self, X: Any, training: bool = False) -> np.ndarray:
+        """Forward pass that keeps what ``backward`` needs (manual mode).
+
+        ``training=True`` runs dropout (masks from the network's seeded
+        generator) and allows one ``backward`` for this forward; with
+        ``training=False`` it equals ``predict``. Returns a new array
+        ``(n, *output_shape)``.
+        """
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        return self._core.forward(as_features(X, self._dtype, self.input_shape), bool(training))
+
+    def backward(self, dY: Any) -> np.ndarray:
+        """Backprop ``dY = dL/d(output)`` ``(n, *output_shape)`` through the last
+        ``forward(X, training=True)``: adds every trainable parameter's gradient
+        to ``named_gradients()`` (+=, as torch's ``.grad``) and returns
+        ``dL/dX`` ``(n, *input_shape)``. Frozen layers get no gradient but pass
+        it on. Call ``zero_grad()`` between steps."""
+        arr = as_features(dY, self._dtype, self.output_shape, name="dY")
+        return self._core.backward(arr)
+
+    def zero_grad(self) -> None:
+        """Set every parameter gradient to zero."""
+        self._core.zero_grad()
 
     def loss_and_gradients(self, X: Any, y: Any, loss: str = "cross_entropy",
                            sample_weight: Any = None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss over (X, y) and its gradient for every parameter (copies).
 
-        Loss conventions follow PyTorch: "mse" is the mean over all elements;
-        "cross_entropy" takes integer labels or probability rows and treats
-        the network output as logits, except that a softmax last layer is
-        fused (its pre-activations are the logits, gradient ``(p - y)/n``);
+        Loss conventions follow PyTorch: losses act on the last axis of the
+        output, so an output ``(n, T, C)`` has ``n*T`` rows of C values; "mse"
+        is the mean over all elements; "cross_entropy" takes integer labels
+        (``(n,)``, or ``(n, T)`` per time step) or probability rows and treats
+        the network output as logits, except that a final softmax is fused
+        (its input is the logits, gradient ``(p - y)/rows``);
         "binary_cross_entropy" expects outputs in [0, 1] (sigmoid), with the
-        logarithms clamped at -100 as torch does. With ``sample_weight`` the
-        loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``.
+        logarithms clamped at -100 as torch does. With ``sample_weight`` (one
+        per sample) the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``
+        over rows. Replaces any accumulated gradients.
         """
         loss = check_loss(loss)
-        Xc = as_features(X, self._dtype, self.in_features)
+        Xc = as_features(X, self._dtype, self.input_shape)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
-        values, labels = as_targets(y, loss, Xc.shape[0], self.out_features, self._dtype)
+        values, labels = as_targets(y, loss, Xc.shape[0], self.output_shape, self._dtype)
         weights = as_sample_weight(sample_weight, Xc.shape[0], self._dtype)
         value = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
-        grads = {f"{k}.{name}": np.array(self._core.grad_view(i))
-                 for i, (k, name, _s, _o) in enumerate(self._tensors)}
+        grads = {name: np.array(g) for name, g in self.named_gradients()}
         return float(value), grads
 
     # ---- state ---------------------------------------------------------
@@ -174,7 +240,7 @@ class Network:
         mis-shaped keys, dtype, non-finite values); on any error nothing changes."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        expected = {f"{k}.{name}": (shape, offset) for k, name, shape, offset in self._tensors}
+        expected = {f"{k}.{name}": (shape, offset) for k, name, shape, offset, _l2 in self._tensors}
         missing = sorted(set(expected) - set(state_dict))
         extra = sorted(set(state_dict) - set(expected))
         if missing or extra:
@@ -221,8 +287,8 @@ class Network:
     # ---- exchange (backpropx.exchange) ------------------------------------
     @classmethod
     def from_torch(cls, module: Any, dtype: Any = None) -> Network:
-        """A Network with the weights of a ``torch.nn.Sequential`` of Linear layers
-        and supported activations (see ``backpropx.exchange.from_torch``)."""
+        """A Network with the architecture and weights of a ``torch.nn.Sequential``
+        (see ``backpropx.exchange.from_torch``)."""
         from .exchange import from_torch
 
         return from_torch(module, dtype=dtype)
@@ -242,4 +308,21 @@ class Network:
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {layer!r}" for layer in self._layers)
-        return f"Network([\n{inner}\n], dtype={self._dtype.name}, params={self.num_params:,})"
+        return (f"Network([\n{inner}\n], input_shape={self.input_shape}, dtype={self._dtype.name}, "
+                f"params={self.num_params:,})")
+
+
+def _attached_anywhere(layer: Layer) -> bool:
+    """True when the layer, or a layer inside it, belongs to a network."""
+    return layer.network is not None or any(_attached_anywhere(c) for c in getattr(layer, "_layers", ()))
+
+
+def _parameters_of(layer: Layer) -> list[tuple[str, np.ndarray]]:
+    """(name within the layer, values) of an attached layer or of the attached
+    layers inside a container; unattached inner layers keep their fresh init."""
+    if layer.network is not None:
+        return [(name, layer._param(name)) for name in layer.param_names]
+    out = []
+    for j, child in enumerate(getattr(layer, "_layers", ())):
+        out.extend((f"{j}.{name}", value) for name, value in _parameters_of(child))
+    return out

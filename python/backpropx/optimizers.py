@@ -8,7 +8,10 @@ created, with torch's wording (``ValueError: Invalid learning rate: -1.0``).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from . import _core
 from ._arrays import check_real
@@ -24,6 +27,9 @@ class Optimizer:
         for key, value in values.items():
             self._values[key] = float(value) if isinstance(value, bool) else check_real(value, key)
         self._cores: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Manual mode: the network this optimizer steps and the C++ state for it.
+        self._network_ref: weakref.ref[Any] | None = None
+        self._network_core: Any = None
         # The C++ constructor validates; build once now so errors surface here.
         self._build("float64")
 
@@ -35,6 +41,79 @@ class Optimizer:
         core = getattr(_core, f"Optimizer_{dtype}")(self.name, self._values)
         self._cores.add(core)
         return core
+
+    # ---- manual mode ---------------------------------------------------------
+    def step(self, network: Any) -> None:
+        """One update of `network`'s trainable parameters from the gradients
+        accumulated by ``network.backward`` (manual mode; ``Trainer.fit`` steps
+        by itself).
+
+        The first call binds this optimizer, and its state (moments, step
+        count), to `network`; use one optimizer per network, as in torch. A
+        non-finite gradient raises NonFiniteError before anything changes; an
+        update that overflows is undone and the state restarted, as in fit.
+        """
+        from .network import Network
+
+        if not isinstance(network, Network):
+            raise TypeError(f"step expects a backpropx Network, got {type(network).__name__}")
+        network._core.apply_update(self._core_for(network))
+
+    def _core_for(self, network: Any) -> Any:
+        bound = self._network_ref() if self._network_ref is not None else None
+        if bound is not None and bound is not network:
+            raise ValueError("this optimizer already steps another network; create one optimizer per "
+                             "network (its state belongs to that network's parameters)")
+        if bound is None:
+            self._network_core = self._build(network.dtype.name)
+            self._network_ref = weakref.ref(network)
+        return self._network_core
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's kind, hyper-parameters, step count and state buffers
+        (copies) of manual mode, as ``torch.optim.Optimizer.state_dict`` gives."""
+        core = self._network_core
+        return {"name": self.name, "hyperparameters": self.hyperparameters,
+                "steps": int(core.steps) if core is not None else 0,
+                "state": dict(zip(core.state_names(), core.get_state())) if core is not None else {}}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned, for the network this optimizer
+        steps (call ``step`` once, or load after binding). Checked first: on
+        any error nothing changes."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        if state_dict.get("name") != self.name:
+            raise ValueError(f"state_dict is for optimizer {state_dict.get('name')!r}, not {self.name!r}")
+        values = state_dict.get("hyperparameters")
+        if not isinstance(values, Mapping) or set(values) != set(self._values):
+            raise ValueError(f"state_dict's hyperparameters must have the keys {sorted(self._values)}")
+        checked = {key: check_real(v, key) for key, v in values.items()}
+        differ = sorted(k for k in checked if k != "lr" and checked[k] != self._values[k])
+        if differ:
+            raise ValueError(f"state_dict was saved with {differ[0]}={checked[differ[0]]!r}, this optimizer "
+                             f"has {self._values[differ[0]]!r}; create the optimizer with the same settings")
+        if checked["lr"] <= 0:
+            raise ValueError(f"Invalid learning rate: {checked['lr']}")
+        steps = state_dict.get("steps")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"state_dict's steps must be a non-negative integer, got {steps!r}")
+        state = state_dict.get("state")
+        if not isinstance(state, Mapping):
+            raise ValueError("state_dict's state must be a mapping of buffers")
+        core = self._network_core
+        if core is None:
+            if state:
+                raise ValueError("this optimizer steps no network yet: call step(net) once before "
+                                 "loading state buffers")
+        else:
+            names = list(core.state_names())
+            if state and set(state) != set(names):
+                raise ValueError(f"state_dict's state must hold the buffers {names}")
+            dtype = np.dtype(_core_dtype(core))
+            buffers = [np.ascontiguousarray(state[n], dtype=dtype) for n in names] if state else []
+            core.set_state(buffers, int(steps))
+        self.lr = checked["lr"]
 
     @property
     def lr(self) -> float:
@@ -147,6 +226,10 @@ class Rprop(Optimizer):
         eta_minus, eta_plus = _pair(etas, "etas")
         step_min, step_max = _pair(step_sizes, "step_sizes")
         super().__init__(lr, eta_minus=eta_minus, eta_plus=eta_plus, step_min=step_min, step_max=step_max)
+
+
+def _core_dtype(core: Any) -> str:
+    return "float32" if type(core).__name__.endswith("float32") else "float64"
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:

@@ -103,8 +103,8 @@ class Trainer:
 
     def _data(self, X: Any, y: Any, name: str = "", sample_weight: Any = None) -> tuple[np.ndarray, Any, Any, Any]:
         net = self.network
-        Xc = as_features(X, net.dtype, net.in_features, name=f"{name}X")
-        values, labels = as_targets(y, self.loss, Xc.shape[0], net.out_features, net.dtype, name=f"{name}y")
+        Xc = as_features(X, net.dtype, net.input_shape, name=f"{name}X")
+        values, labels = as_targets(y, self.loss, Xc.shape[0], net.output_shape, net.dtype, name=f"{name}y")
         return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
 
     # ---- training --------------------------------------------------------
@@ -296,7 +296,8 @@ class Trainer:
         loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss, weights)
         out = {"loss": float(loss)}
         if self.loss != "mse":
-            out["accuracy"] = float(correct) / Xc.shape[0] if Xc.shape[0] else float("nan")
+            rows = Xc.shape[0] * self.network._core.rows_per_sample
+            out["accuracy"] = float(correct) / rows if rows else float("nan")
         return out
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:

@@ -1,0 +1,134 @@
+#include "backpropx/stack.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace bpx {
+
+template <class T>
+LayerStack<T>::LayerStack(std::vector<std::unique_ptr<Layer<T>>> layers, Shape input)
+    : layers_(std::move(layers)), input_(std::move(input)) {
+  require(!layers_.empty(), "a stack of layers needs at least one layer");
+  Shape shape = input_.empty() ? layers_.front()->input_shape() : input_;
+  input_ = shape;
+  widest_ = shape_size(shape);
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    require(layers_[k] != nullptr, "layer " + std::to_string(k) + " is null");
+    const Shape in = layers_[k]->input_shape();
+    require(in == shape, "layer " + std::to_string(k) + " (" + layers_[k]->kind() + ") expects " +
+                             shape_str(in) + " per sample but receives " + shape_str(shape));
+    shape = layers_[k]->output_shape();
+    if (!layers_[k]->aliases_input()) widest_ = std::max(widest_, shape_size(shape));
+    Segment seg{num_params_, 0};
+    for (const ParamSpec& spec : layers_[k]->parameter_specs()) {
+      std::size_t count = 1;
+      for (std::size_t d : spec.shape) count = checked_mul(count, d);
+      seg.size += count;
+      require(seg.offset + seg.size >= seg.offset, "parameter count overflows");
+    }
+    segments_.push_back(seg);
+    num_params_ += seg.size;
+    require(num_params_ >= seg.size, "parameter count overflows");
+  }
+  output_ = shape;
+}
+
+template <class T>
+void LayerStack<T>::bind(T* params, T* grads) {
+  for (std::size_t k = 0; k < layers_.size(); ++k)
+    layers_[k]->bind(params + segments_[k].offset, grads + segments_[k].offset);
+}
+
+template <class T>
+typename LayerStack<T>::Sizes LayerStack<T>::sizes(std::size_t n, bool training) const {
+  Sizes s;
+  for (const auto& layer : layers_) {
+    if (!layer->aliases_input()) s.acts += checked_mul(n, shape_size(layer->output_shape()));
+    if (training) {
+      s.caches += layer->cache_size(n);
+      s.indices += layer->index_cache_size(n);
+    }
+    s.scratch = std::max(s.scratch, layer->scratch_size(n));
+  }
+  if (training) s.deltas = checked_mul(checked_mul(n, widest_), 2);
+  return s;
+}
+
+template <class T>
+typename LayerStack<T>::View LayerStack<T>::carve(std::size_t n, bool training, T* acts, T* caches,
+                                                  std::int32_t* indices, T* scratch,
+                                                  T* deltas) const {
+  View v;
+  v.act.resize(layers_.size(), nullptr);
+  v.buffers.resize(layers_.size());
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    const Layer<T>& layer = *layers_[k];
+    if (!layer.aliases_input()) {
+      v.act[k] = acts;
+      acts += n * shape_size(layer.output_shape());
+    }
+    LayerBuffers<T>& b = v.buffers[k];
+    if (training && layer.cache_size(n) > 0) {
+      b.cache = caches;
+      caches += layer.cache_size(n);
+    }
+    if (training && layer.index_cache_size(n) > 0) {
+      b.indices = indices;
+      indices += layer.index_cache_size(n);
+    }
+    if (layer.scratch_size(n) > 0) b.scratch = scratch;
+  }
+  if (training) {
+    v.delta_a = deltas;
+    v.delta_b = deltas + n * widest_;
+  }
+  return v;
+}
+
+template <class T>
+const T* LayerStack<T>::output_of(std::size_t k, const T* x, const View& v) const {
+  for (std::size_t j = k + 1; j-- > 0;)
+    if (v.act[j] != nullptr) return v.act[j];
+  return x;
+}
+
+template <class T>
+const T* LayerStack<T>::forward(const T* x, std::size_t n, const View& v, const Pass& pass) const {
+  const T* in = x;
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    if (v.act[k] == nullptr) continue;  // an aliasing layer: same memory, new shape
+    layers_[k]->forward(in, v.act[k], v.buffers[k], n, pass);
+    in = v.act[k];
+  }
+  return in;
+}
+
+template <class T>
+void LayerStack<T>::backward(const T* x, T* dy, T* dx, std::size_t n, const View& v,
+                             const Pass& pass, std::size_t lowest) {
+  // The lowest layer that does work writes into dx; the others alternate
+  // between the two delta buffers, never the one they read.
+  std::size_t first = layers_.size();
+  for (std::size_t k = lowest; k < layers_.size(); ++k)
+    if (v.act[k] != nullptr) {
+      first = k;
+      break;
+    }
+  T* delta = dy;
+  for (std::size_t k = layers_.size(); k-- > lowest;) {
+    if (v.act[k] == nullptr) continue;
+    const T* in = k == 0 ? x : output_of(k - 1, x, v);
+    T* target = nullptr;
+    if (k > first) target = delta == v.delta_a ? v.delta_b : v.delta_a;
+    else if (lowest == 0) target = dx;
+    layers_[k]->backward(in, v.act[k], v.buffers[k], delta, target, n, pass);
+    delta = target;
+  }
+  if (first == layers_.size() && dx != nullptr && lowest == 0)  // only aliasing layers
+    std::memcpy(dx, dy, n * shape_size(input_) * sizeof(T));
+}
+
+template class LayerStack<float>;
+template class LayerStack<double>;
+
+}  // namespace bpx

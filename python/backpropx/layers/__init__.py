@@ -1,0 +1,19 @@
+"""Layers: descriptions that a Network turns into C++ layers.
+
+A layer object belongs to at most one Network. Before that it only holds its
+configuration; once the Network is built, its parameters (``weight``,
+``bias``) are NumPy views of the network's C++ parameter buffer (no copy:
+writing to them changes the network), and ``input_shape``/``output_shape``
+give its per-sample shapes. One module per layer family, mirroring
+``csrc/backpropx/layers/``.
+"""
+
+from .activation import Activation
+from .base import ACTIVATIONS, INITS, LAYER_KINDS, Layer, layer_from_config, register
+from .dense import Dense
+from .dropout import Dropout
+from .reshape import Flatten, Reshape
+from .residual import Residual
+
+__all__ = ["ACTIVATIONS", "INITS", "LAYER_KINDS", "Activation", "Dense", "Dropout", "Flatten", "Layer",
+           "Reshape", "Residual", "layer_from_config", "register"]
