@@ -286,12 +286,12 @@ class Network:
 
     # ---- exchange (backpropx.exchange) ------------------------------------
     @classmethod
-    def from_torch(cls, module: Any, dtype: Any = None) -> Network:
+    def from_torch(cls, module: Any, dtype: Any = None, input_shape: Any = None) -> Network:
         """A Network with the architecture and weights of a ``torch.nn.Sequential``
         (see ``backpropx.exchange.from_torch``)."""
         from .exchange import from_torch
 
-        return from_torch(module, dtype=dtype)
+        return from_torch(module, dtype=dtype, input_shape=input_shape)
 
     def to_torch(self) -> Any:
         """An equivalent ``torch.nn.Sequential`` (weights copied, same dtype, eval mode)."""

@@ -66,7 +66,7 @@ class Dropout(Layer):
             raise ValueError(f"{ctx.where(module)} is not supported: only plain nn.Dropout maps to bx.Dropout")
         if not 0.0 <= module.p < 1.0:
             raise ValueError(f"{ctx.where(module)} is not supported: backpropx's Dropout needs 0 <= p < 1")
-        ctx.add(cls(module.p, features=ctx.width_if_first()), {})
+        ctx.add(cls(module.p), {})
         return True
 
     def _to_onnx(self, g: OnnxGraph, x: str) -> str:

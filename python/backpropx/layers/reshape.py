@@ -75,7 +75,8 @@ class Reshape(Layer):
         return cls(cfg.get("shape"))
 
     def _to_torch(self, ctx: TorchContext) -> list[Any]:
-        return [ctx.nn.Flatten(), ctx.nn.Unflatten(1, self.output_shape)]
+        unflatten = ctx.nn.Unflatten(1, self.output_shape)
+        return [unflatten] if len(self.input_shape) == 1 else [ctx.nn.Flatten(), unflatten]
 
     @classmethod
     def _from_torch(cls, module: Any, ctx: TorchContext) -> bool:
