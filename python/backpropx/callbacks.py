@@ -151,7 +151,7 @@ class ModelCheckpoint(Callback):
                 return
             self.tracker.best = value
         # Written by the trainer once every callback has finished this epoch.
-        self.trainer._pending_checkpoints.append(self.path)
+        self.trainer.request_checkpoint(self.path)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best}

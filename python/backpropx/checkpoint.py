@@ -31,10 +31,10 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
 
     net = trainer.network
     tensors = {name: np.ascontiguousarray(p) for name, p in net.named_parameters()}
-    opt = trainer._opt_core
-    for name, buf in zip(opt.state_names(), opt.get_state()):
+    names, buffers, steps = trainer.optimizer_state()
+    for name, buf in zip(names, buffers):
         tensors[f"optimizer.{name}"] = buf
-    tensors["rng"] = np.asarray(trainer._core.get_rng_state(), dtype=np.uint64)
+    tensors["rng"] = np.asarray(trainer.rng_state, dtype=np.uint64)
     meta = network_metadata(net)
     meta.update({
         "checkpoint": "1",
@@ -43,12 +43,12 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
         "shuffle": str(int(trainer.shuffle)),
         "optimizer": trainer.optimizer.name,
         "optimizer_values": json.dumps(trainer.optimizer.hyperparameters),
-        "optimizer_steps": str(opt.steps),
-        "lr": repr(float(opt.lr)),
+        "optimizer_steps": str(steps),
+        "lr": repr(float(trainer.optimizer.lr)),
         "epochs_done": str(trainer.epochs_done),
         "history": json.dumps({"epoch": trainer.history.epoch, "history": trainer.history.history}),
         "callbacks": json.dumps({_callback_key(i, cb): cb.state_dict()
-                                 for i, cb in enumerate(trainer._callbacks)}),
+                                 for i, cb in enumerate(trainer.callbacks)}),
     })
     atomic_write(path, save(tensors, metadata=meta))
 
@@ -79,13 +79,13 @@ def load_checkpoint(trainer: Trainer, path: str | os.PathLike, callbacks: list[C
     rng = tensors.get("rng")
     if rng is None or rng.dtype != np.uint64 or rng.shape != (4,) or not rng.any():
         raise ValueError("checkpoint has no valid generator state")
-    opt = trainer._opt_core
-    extra = sorted(k for k in tensors if k.startswith("optimizer.") and k[len("optimizer."):] not in opt.state_names())
+    state_names = trainer.optimizer_state()[0]
+    extra = sorted(k for k in tensors if k.startswith("optimizer.") and k[len("optimizer."):] not in state_names)
     if extra:
         raise ValueError(f"checkpoint holds optimizer state {extra} that this trainer's "
                          f"{trainer.optimizer!r} does not keep (other settings, e.g. momentum or amsgrad)")
     state = []
-    for name in opt.state_names():
+    for name in state_names:
         buf = tensors.get(f"optimizer.{name}")
         if buf is None and steps > 0:
             raise ValueError(f"checkpoint lacks optimizer state {name!r}")
@@ -99,9 +99,9 @@ def load_checkpoint(trainer: Trainer, path: str | os.PathLike, callbacks: list[C
 
     # Everything checked: now change the trainer.
     net.load_state_dict(params)
-    opt.set_state(state, steps)
+    trainer.set_optimizer_state(state, steps)
     trainer.optimizer.lr = lr
-    trainer._core.set_rng_state([int(v) for v in rng])
+    trainer.rng_state = [int(v) for v in rng]
     trainer.epochs_done = epochs_done
     trainer.history.epoch = [int(e) for e in history.get("epoch", [])]
     trainer.history.history = {k: [float(x) for x in v] for k, v in history.get("history", {}).items()}

@@ -305,6 +305,35 @@ class Trainer:
         for mse; unweighted) of the network on (X, y)."""
         return self._evaluate(*self._data(X, y, sample_weight=sample_weight))
 
+    # ---- the surface callbacks and checkpoints use --------------------------
+    @property
+    def callbacks(self) -> tuple[Callback, ...]:
+        """The callbacks of the current (or last) fit."""
+        return tuple(self._callbacks)
+
+    def request_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint to `path` at the end of the current epoch, once
+        every callback has updated its state (so a resume sees all of it)."""
+        self._pending_checkpoints.append(os.fspath(path))
+
+    def optimizer_state(self) -> tuple[list[str], list[np.ndarray], int]:
+        """(state buffer names, copies of the buffers, step count) of the optimizer."""
+        core = self._opt_core
+        return list(core.state_names()), list(core.get_state()), int(core.steps)
+
+    def set_optimizer_state(self, buffers: Sequence[np.ndarray], steps: int) -> None:
+        """Restore buffers in ``optimizer_state()``'s order and the step count."""
+        self._opt_core.set_state(list(buffers), int(steps))
+
+    @property
+    def rng_state(self) -> list[int]:
+        """The shuffling/dropout generator's state (xoshiro256**: four 64-bit words)."""
+        return list(self._core.get_rng_state())
+
+    @rng_state.setter
+    def rng_state(self, state: Sequence[int]) -> None:
+        self._core.set_rng_state([int(v) for v in state])
+
     # ---- checkpoints -----------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Atomically write weights, optimizer state, epoch, RNG and callback state."""
