@@ -32,6 +32,7 @@ struct ManualPass {
   std::vector<T> x;
   std::size_t n = 0;
   bool pending = false;  // a training forward whose backward has not run yet
+  std::vector<T> before_step;  // apply_update's snapshot, kept to avoid an allocation per step
 };
 
 // A Network plus the lock that lets many threads predict at once while

@@ -244,8 +244,7 @@ void bind_network(py::module_& m) {
         std::unique_lock lock(h.mutex);
         const std::vector<Segment> segments = h.net->trainable_segments();
         check_gradients_finite(*h.net, segments, "this step");
-        std::vector<T> before;
-        apply_update(*h.net, opt, segments, before, "this step");
+        apply_update(*h.net, opt, segments, h.manual.before_step, "this step");
       }, py::arg("optimizer"), "One optimizer step from the accumulated gradients (opt.step(net))")
       .def("get_rng_state", [](Holder& h) { return h.rng.state(); })
       .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.rng.set_state(s); });
