@@ -1,7 +1,9 @@
 """The dense (fully connected) layer: forward and backward.
 
-Shapes: ``x`` is (N, IN), ``W`` is (OUT, IN), ``b`` is (OUT,) or None,
-``z`` and ``a`` are (N, OUT).
+Applied over the last axis, as ``torch.nn.Linear``: ``x`` is (..., IN)
+(``(N, IN)`` for flat samples, ``(N, T, IN)`` for sequences), ``W`` is
+(OUT, IN), ``b`` is (OUT,) or None, ``z`` and ``a`` are (..., OUT). Every
+position of the leading axes is one row of the product.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ __all__ = ["dense_backward", "dense_backward_from_dz", "dense_forward"]
 def dense_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None, activation: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``z = x W^T + b``, ``a = act(z)`` (row-wise softmax for "softmax").
+    """``z = x W^T + b``, ``a = act(z)`` (softmax over the last axis).
 
     Returns ``(a, z)``.
     """
@@ -29,13 +31,16 @@ def dense_forward(
 def dense_backward_from_dz(
     x: np.ndarray, W: np.ndarray, dz: np.ndarray, need_dx: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Backward of ``z = x W^T + b`` given ``dz = dL/dz`` (N, OUT).
+    """Backward of ``z = x W^T + b`` given ``dz = dL/dz`` (..., OUT).
 
-    ``dW = dz^T x`` (OUT, IN), ``db = sum_n dz_n`` (OUT,),
-    ``dx = dz W`` (N, IN), or None when ``need_dx`` is False.
+    With the leading axes flattened into R rows (x as (R, IN), dz as
+    (R, OUT)): ``dW = dz^T x`` (OUT, IN), ``db = sum_r dz_r`` (OUT,),
+    ``dx = dz W`` (..., IN), or None when ``need_dx`` is False.
     """
-    dW = dz.T @ x
-    db = dz.sum(axis=0)
+    rows_x = x.reshape(-1, x.shape[-1])
+    rows_dz = dz.reshape(-1, dz.shape[-1])
+    dW = rows_dz.T @ rows_x
+    db = rows_dz.sum(axis=0)
     dx = dz @ W if need_dx else None
     return dx, dW, db
 
@@ -51,8 +56,8 @@ def dense_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of ``a = act(x W^T + b)`` by the chain rule.
 
-    ``dz = da * act'(z)`` (for softmax, ``dz = a * (da - sum(da * a, 1))``),
-    then ``dW = dz^T x``, ``db = sum_n dz_n``, ``dx = dz W``.
+    ``dz = da * act'(z)`` (for softmax, ``dz = a * (da - sum(da * a, -1))``),
+    then ``dW = dz^T x``, ``db = sum_r dz_r``, ``dx = dz W``.
     Returns ``(dx or None, dW, db)``; ``db`` is returned even for a layer
     without bias (the caller drops it).
     """
