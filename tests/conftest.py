@@ -129,6 +129,51 @@ def ref_params(layers: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     return params
 
 
+def ref_stack(net: bx.Network, dtype: Any = np.float64) -> list[dict[str, Any]]:
+    """The reference layers (``tests/reference/stack.py``) of any network: each
+    layer's configuration, as the core was built from it, with copies of its
+    parameters (as ``dtype``) under ``"params"``; a Residual block's layers
+    nested the same way. Knows no layer kind: the reference dispatches."""
+    sd = net.state_dict()
+
+    def convert(cfg: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        layer = {key: value for key, value in cfg.items() if key != "layers"}
+        layer["params"] = {key[len(prefix):]: sd[key].astype(dtype) for key in sd
+                           if key.startswith(prefix) and "." not in key[len(prefix):]}
+        if "layers" in cfg:
+            layer["layers"] = [convert(child, f"{prefix}{j}.") for j, child in enumerate(cfg["layers"])]
+        return layer
+
+    return [convert(layer._config(), f"{k}.") for k, layer in enumerate(net.layers)]
+
+
+def _dropout_layers(layers: Sequence[bx.Layer]) -> list[bx.Layer]:
+    """The Dropout layers of a stack in forward order, depth first through containers."""
+    found = []
+    for layer in layers:
+        if isinstance(layer, bx.Dropout):
+            found.append(layer)
+        found.extend(_dropout_layers(getattr(layer, "layers", [])))
+    return found
+
+
+def dropout_masks(net: bx.Network, n: int) -> list[np.ndarray]:
+    """The keep-masks the next ``net.forward(X, training=True)`` of n samples
+    will draw, one per Dropout layer in forward order (the reference's
+    ``Pass.masks``). The network is not touched: each Dropout layer is
+    replayed by a one-layer probe network started from the network's
+    generator state, since the masks come from that generator alone (one
+    uniform per element, in row-major order, layer after layer)."""
+    state = net._core.get_rng_state()
+    masks = []
+    for layer in _dropout_layers(net.layers):
+        probe = bx.Network([bx.Dropout(layer.p)], input_shape=layer.input_shape, dtype=net.dtype)
+        probe._core.set_rng_state(state)
+        masks.append((probe.forward(np.ones((n, *layer.input_shape)), training=True) != 0).astype(np.float64))
+        state = probe._core.get_rng_state()
+    return masks
+
+
 def random_targets(rng: np.random.Generator, loss: str, n: int, c: int, *, labels: bool = True) -> np.ndarray:
     """Targets for ``loss``: integer labels (``labels=True``) or probability rows
     for cross_entropy; values in [0, 1] for binary_cross_entropy; N(0, 1) for mse."""

@@ -1,0 +1,300 @@
+"""One parametrised test per layer kind: forward, every parameter gradient and
+the input gradient of manual mode (``net.forward(X, training=True)``,
+``net.backward(dY)`` for a random dY) against the NumPy reference and against
+central finite differences, in float64 (tight) and float32 (loose), on random
+configurations of the kind (odd sizes, batch 1, N-d samples where the kind
+takes them); and the same comparisons rejecting deliberately broken gradients.
+
+How it is organised, and how to add a layer kind: the reference dispatches by
+kind (``tests/reference/stack.py``, ``KINDS``), and :data:`GENERATORS` below
+maps every kind to a function drawing a small network around it. A new kind
+needs its ``KINDS`` entry and its generator here, nothing else;
+``test_every_kind_is_covered`` fails until both exist.
+
+Tolerances (``rel_err``: max abs difference over the max magnitude of the
+whole tensor, so a 100% error gives >= 1, see conftest.py):
+
+- float64 vs the float64 reference: ``TOL64 = 1e-10``; a chain of at most a
+  few hundred roundings of 2^-53 stays below 1e-13 (measured worst case over
+  every case below: 1e-15).
+- float32 vs the float64 reference run on the same float32 weights and
+  inputs: ``TOL32 = 1e-4``; the core rounds to 2^-24 ~ 6e-8 per operation,
+  float32 exp/erf/tanh add a few ulp (measured worst case: 5e-7).
+- backprop vs central differences of ``L = sum(out * dY)`` in float64
+  (step 1e-5): ``TOL_FD = 2e-6`` (truncation ~1e-10, rounding ~1e-11 relative
+  to gradients of order 1e-2 or more; measured worst case: 5e-10).
+- float32 central differences (step 3e-4, the loss summed in float64 from
+  the float32 output): ``TOL_FD32 = 2e-2``. Rounding dominates: ~1e-7 of
+  the output per element over a step of 6e-4 (measured worst case: 5e-3).
+  A larger step crosses relu kinks for some of these seeds (1e-3 does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import assert_close, assert_grads_close, dropout_masks, randomize, ref, ref_stack, rel_err
+
+import backpropx as bx
+from backpropx import _core
+
+TOL64 = 1e-10
+TOL32 = 1e-4
+TOL_FD = 2e-6
+TOL_FD32 = 2e-2
+FD_EPS = {"float64": 1e-5, "float32": 3e-4}
+SEEDS = range(16)
+
+ACTS = bx.ACTIVATIONS  # the core's list: every registered activation, softmax included
+
+
+def _odd(rng: np.random.Generator, lo: int, hi: int) -> int:
+    return int(rng.choice(np.arange(lo | 1, hi + 1, 2)))
+
+
+def _sample_shape(rng: np.random.Generator, seed: int, min_rank: int = 1) -> tuple[int, ...]:
+    """A per-sample shape of rank 1..3 (cycling with the seed), odd sizes, the
+    last axis (features, softmax classes) at least 3."""
+    rank = max(min_rank, 1 + seed % 3)
+    return tuple(_odd(rng, 1, 3) for _ in range(rank - 1)) + (_odd(rng, 3, 5),)
+
+
+Case = tuple[list[bx.Layer], tuple[int, ...]]
+
+
+# ---- one generator per kind: (layers, input_shape) around that kind -------------
+def _dense(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed)
+    f, o = shape[-1], _odd(rng, 3, 5)
+    layers = [bx.Dense(f, o, activation=ACTS[seed % len(ACTS)], bias=seed % 4 != 3)]
+    if seed % 2:  # its input gradient through a second layer, over the last axis too
+        layers.append(bx.Dense(o, _odd(rng, 1, 5), activation=ACTS[(seed + 3) % len(ACTS)]))
+    return layers, shape
+
+
+def _activation(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed)
+    name = ACTS[(seed // 2) % len(ACTS)]
+    f = shape[-1]
+    if seed % 2:  # last: a final softmax is taken over by the network
+        return [bx.Dense(f, f + 2, activation="tanh"), bx.Activation(name)], shape
+    return [bx.Activation(name), bx.Dense(f, _odd(rng, 1, 5))], shape
+
+
+def _dropout(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed)
+    p = (0.0, 0.2, 0.5, 0.75)[seed % 4]
+    f = shape[-1]
+    if seed % 2:
+        return [bx.Dense(f, 9, activation="tanh"), bx.Dropout(p), bx.Dense(9, _odd(rng, 1, 5))], shape
+    if len(shape) == 1 and seed % 4 == 2:  # the first layer, its size given by features=
+        return [bx.Dropout(p, features=f), bx.Dense(f, 3)], None
+    return [bx.Dropout(p)], shape
+
+
+def _flatten(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed, min_rank=2)
+    size = int(np.prod(shape))
+    variant = seed % 3
+    if variant == 0:
+        return [bx.Flatten()], shape
+    if variant == 1:  # the order of the flattened values reaches the weights
+        return [bx.Flatten(), bx.Dense(size, _odd(rng, 1, 5), activation="elu")], shape
+    f = shape[-1]
+    return [bx.Dense(f, 5, activation="gelu"), bx.Flatten(), bx.Dense(size // f * 5, 3)], shape
+
+
+def _reshape(rng, seed) -> Case:
+    target = (_odd(rng, 1, 3), _odd(rng, 1, 3), _odd(rng, 3, 5))
+    size = int(np.prod(target))
+    spec = tuple(-1 if j == seed % 4 else d for j, d in enumerate(target))  # one -1 in three of four cases
+    variant = seed % 3
+    if variant == 0:
+        return [bx.Reshape(spec)], (size,)
+    if variant == 1:  # a Dense over the last axis of the new shape: the element order matters
+        return [bx.Reshape(spec), bx.Dense(target[-1], 3, activation="sigmoid")], (size,)
+    return [bx.Dense(5, size, activation="tanh"), bx.Reshape(spec), bx.Dense(target[-1], 3), bx.Flatten()], (5,)
+
+
+def _residual(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed)
+    f = shape[-1]
+    act = ACTS[seed % len(ACTS)]
+    bodies: list[Callable[[], list[bx.Layer]]] = [
+        lambda: [bx.Dense(f, f, activation=act)],
+        lambda: [bx.Dense(f, 7, activation=act), bx.Dense(7, f)],
+        lambda: [bx.Activation(act)],
+        lambda: [bx.Dense(f, f, activation="tanh"), bx.Dropout(0.5), bx.Dense(f, f)],
+        lambda: [bx.Residual([bx.Dense(f, f, activation=act)]), bx.Dense(f, f, bias=False)],
+        lambda: [bx.Flatten(), bx.Reshape(shape)],  # a body of views only: y = 2x
+    ]
+    layers = [bx.Residual(bodies[seed % len(bodies)]())]
+    if seed % 2:
+        layers.append(bx.Dense(f, 3, activation="relu"))
+    return layers, shape
+
+
+#: kind -> a function (rng, seed) -> (layers, input_shape or None) drawing a
+#: small network that contains the kind.
+GENERATORS: dict[str, Callable[[np.random.Generator, int], Case]] = {
+    "dense": _dense,
+    "activation": _activation,
+    "dropout": _dropout,
+    "flatten": _flatten,
+    "reshape": _reshape,
+    "residual": _residual,
+}
+CASES = [(kind, seed) for kind in GENERATORS for seed in SEEDS]
+
+
+def _kinds_in(layers) -> set[str]:
+    out = set()
+    for layer in layers:
+        out.add(layer.kind)
+        out |= _kinds_in(getattr(layer, "layers", []))
+    return out
+
+
+@dataclasses.dataclass
+class Run:
+    """A network of the case, its data, and what manual mode computed."""
+
+    net: bx.Network
+    X: np.ndarray
+    dY: np.ndarray
+    masks: list[np.ndarray]
+    rng_state: Any
+    out: np.ndarray
+    dX: np.ndarray
+    grads: dict[str, np.ndarray]
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(out, dX, grads) of the float64 reference on the network's own weights and inputs."""
+        ctx = ref.Pass(training=True, masks=[m.copy() for m in self.masks])
+        return ref.network_vjp(ref_stack(self.net), self.X.astype(np.float64), self.dY.astype(np.float64), ctx)
+
+
+def _run(kind: str, seed: int, dtype: str) -> Run:
+    rng = np.random.default_rng([seed, list(GENERATORS).index(kind)])
+    layers, input_shape = GENERATORS[kind](rng, seed)
+    net = bx.Network(layers, input_shape=input_shape, seed=seed, dtype=dtype)
+    randomize(net, rng)
+    n = (1, 3, 5)[seed % 3]  # batch 1 included
+    X = rng.standard_normal((n, *net.input_shape)).astype(dtype)
+    dY = rng.standard_normal((n, *net.output_shape)).astype(dtype)
+    net.zero_grad()
+    state = net._core.get_rng_state()
+    masks = dropout_masks(net, n)
+    out = net.forward(X, training=True)
+    dX = net.backward(dY)
+    grads = {name: np.array(g) for name, g in net.named_gradients()}
+    return Run(net, X, dY, masks, state, out, dX, grads)
+
+
+def _finite_differences(run: Run, eps: float) -> dict[str, np.ndarray]:
+    """Central differences of ``L = sum(out * dY)`` for every parameter and the
+    input, with the dropout masks of the run (the generator is rewound)."""
+    dY64 = run.dY.astype(np.float64)
+
+    def loss() -> float:
+        run.net._core.set_rng_state(run.rng_state)
+        return float(np.sum(run.net.forward(run.X, training=True).astype(np.float64) * dY64))
+
+    params = dict(run.net.named_parameters())  # writable views of the C++ buffer
+    params["input"] = run.X
+    return ref.central_difference_gradients(loss, params, eps=eps)
+
+
+# ---- the tests -----------------------------------------------------------------
+def test_every_kind_is_covered():
+    """The core's kinds, the reference's table and the generators agree, and
+    each generator's networks contain its kind."""
+    assert set(_core.layer_kinds) == set(ref.KINDS) == set(GENERATORS)
+    for kind in GENERATORS:
+        for seed in SEEDS:
+            layers, _ = GENERATORS[kind](np.random.default_rng(seed), seed)
+            assert kind in _kinds_in(layers), (kind, seed)
+    # every activation, softmax included, as a standalone layer and fused in Dense
+    assert {ACTS[(s // 2) % len(ACTS)] for s in SEEDS} == set(ACTS)
+    assert {ACTS[s % len(ACTS)] for s in SEEDS} == set(ACTS)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind,seed", CASES, ids=[f"{k}-{s}" for k, s in CASES])
+def test_kind_matches_reference_and_finite_differences(kind, seed, dtype):
+    run = _run(kind, seed, dtype)
+    net = run.net
+    tol = TOL64 if dtype == "float64" else TOL32
+
+    # shapes: the network's and every layer's, and each parameter's name and shape
+    stack = ref_stack(net)
+    out_shape, param_shapes = ref.stack_shapes(stack, net.input_shape)
+    assert net.output_shape == out_shape
+    for k, layer in enumerate(net.layers):
+        assert layer.output_shape == ref.stack_shapes(stack[:k + 1], net.input_shape)[0], k
+    assert [(name, p.shape) for name, p in net.named_parameters()] == list(param_shapes.items())
+
+    # manual mode against the reference
+    out, dX, grads = run.reference()
+    assert run.out.dtype == run.dX.dtype == np.dtype(dtype)
+    assert run.dX.shape == run.X.shape
+    assert_close(run.out, out, tol, "forward")
+    assert_close(run.dX, dX, tol, "input gradient")
+    assert_grads_close(run.grads, grads, tol)
+    # inference is the reference's eval pass (dropout the identity)
+    assert_close(net.predict(run.X), ref.forward(stack, run.X.astype(np.float64)), tol, "predict")
+
+    # and against central differences
+    numeric = _finite_differences(run, FD_EPS[dtype])
+    assert_grads_close(dict(run.grads, input=run.dX), numeric, TOL_FD if dtype == "float64" else TOL_FD32,
+                       "backprop vs finite differences")
+
+
+def _corruptions(expected: np.ndarray, tol: float):
+    """Wrong versions of a tensor: its smallest element off by 10 tol of the
+    tensor's scale, the sign flipped, and (2-D) transposed."""
+    scale = np.max(np.abs(expected), initial=0.0)
+    assert scale > 0, "a test tensor that is all zero could hide any error"
+    bad = expected.copy()
+    flat = bad.reshape(-1)
+    flat[int(np.argmin(np.abs(flat)))] += 10 * tol * scale
+    yield "one element", bad
+    yield "sign", -expected
+    if expected.ndim == 2 and (expected.shape[0] != expected.shape[1] or not np.allclose(expected, expected.T)):
+        yield "transposed", expected.T.copy()  # a shape mismatch, or other values
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind,seed", [(k, s) for k in GENERATORS for s in range(4)])
+def test_broken_gradient_is_rejected(kind, seed, dtype, monkeypatch):
+    """The comparisons of the test above fail on a wrong gradient: every
+    compared tensor corrupted in one element, in sign or transposed; and the
+    reference's entry for the kind broken (its backward's sign flipped)."""
+    run = _run(kind, seed, dtype)
+    tol = TOL64 if dtype == "float64" else TOL32
+    out, dX, grads = run.reference()
+    expected = dict(grads, input=dX, output=out)
+    actual = dict(run.grads, input=run.dX, output=run.out)
+    assert_grads_close(actual, expected, tol)
+    for key, value in expected.items():
+        if not np.any(value):
+            continue  # an exactly zero gradient (a dropped unit): nothing to corrupt
+        for how, bad in _corruptions(value, tol):
+            with pytest.raises(AssertionError):
+                assert_close(actual[key], bad, tol, f"{key} ({how})")
+    assert any(np.any(v) for v in (dX, *grads.values())), "no gradient at all to compare"
+
+    original = ref.KINDS[kind]
+
+    def flipped(layer, cache, dy, ctx):
+        dx, own = original.backward(layer, cache, dy, ctx)
+        return -dx, {name: -g for name, g in own.items()}
+
+    monkeypatch.setitem(ref.KINDS, kind, dataclasses.replace(original, backward=flipped))
+    _, bad_dX, bad_grads = run.reference()
+    errors = [rel_err(run.dX, bad_dX)] + [rel_err(run.grads[k], bad_grads[k]) for k in bad_grads]
+    assert max(errors) > 0.5, "a sign-flipped backward of the kind went unnoticed"
