@@ -2,7 +2,9 @@
 
 The reference is what the C++ core is tested against, so it is tested
 first: every activation and derivative, softmax and its VJP, the losses and
-their gradients, the dense layer, whole networks, and five steps of every
+their gradients (over the last axis, with sample weights), the dense layer,
+every layer kind of ``reference.KINDS`` on N-d samples (each has its torch
+form in ``TORCH_KINDS`` below), whole networks, and five steps of every
 optimizer over several hyper-parameter settings, all against torch autograd
 and torch.optim (single-tensor path). Tolerances are rtol 1e-12 plus, where
 a formula cancels in the tail (tanh', GELU), an absolute 1e-15 on O(1)
@@ -440,3 +442,138 @@ def test_adam_with_eps_inside_the_root_fails(rng):
         for ours, theirs in run_both("Adam", {"lr": 0.1, "eps": 1e-8}, rng, 5, AdamEpsInside):
             for key in ours:
                 close(ours[key], theirs[key])
+
+
+# ------------------------------------------------- layer kinds on N-d samples
+
+
+def _t_dense(layer, x, params, name, masks):
+    W = params[name + "weight"] = t64(layer["params"]["weight"], True)
+    b = None
+    if "bias" in layer["params"]:
+        b = params[name + "bias"] = t64(layer["params"]["bias"], True)
+    return _t_act(layer["activation"], F.linear(x, W, b))  # over the last axis
+
+
+def _t_act(name, x):
+    return torch.softmax(x, dim=-1) if name == "softmax" else torch_act(name, x)
+
+
+def _t_dropout(layer, x, params, name, masks):
+    return x if masks is None else x * t64(masks.pop(0)) / (1 - layer["p"])  # None: eval mode
+
+
+def _t_residual(layer, x, params, name, masks):
+    return x + torch_stack(layer["layers"], x, params, masks, name)
+
+
+#: kind -> its torch form (layer, x, params, name prefix, masks) -> y; the
+#: parameters it creates are added to `params` under their state_dict names.
+TORCH_KINDS = {
+    "dense": _t_dense,
+    "activation": lambda layer, x, params, name, masks: _t_act(layer["activation"], x),
+    "dropout": _t_dropout,
+    "flatten": lambda layer, x, params, name, masks: x.flatten(1),
+    "reshape": lambda layer, x, params, name, masks: x.reshape(x.shape[0], *layer["shape"]),
+    "residual": _t_residual,
+}
+
+
+def torch_stack(layers, x, params, masks, prefix=""):
+    for k, layer in enumerate(layers):
+        x = TORCH_KINDS[layer["kind"]](layer, x, params, f"{prefix}{k}.", masks)
+    return x
+
+
+def _dense(rng, n_in, n_out, activation, bias=True):
+    params = {"weight": rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)}
+    if bias:
+        params["bias"] = rng.standard_normal(n_out) * 0.1
+    return {"kind": "dense", "in_features": n_in, "out_features": n_out, "activation": activation,
+            "bias": bias, "params": params}
+
+
+def _all_kinds_stack(rng):
+    """Samples (2, 3, 4) through every kind of the reference, nested Residual included."""
+    act = lambda name: {"kind": "activation", "activation": name}  # noqa: E731
+    body = [_dense(rng, 5, 5, "tanh"), {"kind": "dropout", "p": 0.5}, _dense(rng, 5, 5, None, bias=False),
+            {"kind": "residual", "layers": [act("gelu")]}]
+    return [_dense(rng, 4, 5, "elu"), act("softmax"), {"kind": "dropout", "p": 0.25},
+            {"kind": "residual", "layers": body}, {"kind": "flatten"}, _dense(rng, 30, 6, "leaky_relu"),
+            {"kind": "reshape", "shape": (2, -1)}, act("sigmoid")]
+
+
+def test_every_reference_kind_has_a_torch_form():
+    assert set(TORCH_KINDS) == set(ref.KINDS)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_layer_kinds_match_torch(training, rng):
+    layers = _all_kinds_stack(rng)
+    assert {layer["kind"] for layer in layers} | {"residual"} == set(ref.KINDS)
+    x = rng.standard_normal((3, 2, 3, 4))
+    masks = [(rng.random((3, 2, 3, 5)) > 0.25).astype(float), (rng.random((3, 2, 3, 5)) > 0.5).astype(float)]
+    out_shape, param_shapes = ref.stack_shapes(layers, (2, 3, 4))
+    dout = rng.standard_normal((3, *out_shape))
+    ctx = ref.Pass(training=training, masks=[m.copy() for m in masks] if training else [])
+    out, dx, grads = ref.network_vjp(layers, x, dout, ctx)
+    assert not ctx.masks  # each Dropout took its mask
+
+    params = {}
+    xt = t64(x, True)
+    out_t = torch_stack(layers, xt, params, [m.copy() for m in masks] if training else None)
+    *g, gx = torch.autograd.grad((out_t * t64(dout)).sum(), [*params.values(), xt])
+    assert out.shape[1:] == out_shape == tuple(out_t.shape[1:])
+    assert list(grads) == list(params) == list(param_shapes)
+    assert [tuple(p.shape) for p in params.values()] == list(param_shapes.values())
+    close(out, out_t)
+    close(dx, gx)
+    for key, gt in zip(params, g):
+        close(grads[key], gt)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("loss,kind", [("cross_entropy", "labels"), ("cross_entropy", "probabilities"),
+                                       ("mse", "values"), ("binary_cross_entropy", "values")])
+def test_losses_over_the_last_axis_match_torch(loss, kind, weighted, rng):
+    """Outputs (n, T, C): every (n, T) position is one row; per-sample weights
+    weight all rows of their sample, ``sum_r w_r l_r / sum_r w_r``, written in
+    torch as a weighted mean of ``reduction="none"`` losses."""
+    n, T, C = 4, 3, 5
+    z = rng.standard_normal((n, T, C))
+    if loss == "binary_cross_entropy":
+        z = 1 / (1 + np.exp(-z))
+    y = targets_for(loss, rng, n * T, C, kind)
+    y = y.reshape(n, T) if y.ndim == 1 else y.reshape(n, T, C)
+    w = rng.random(n) if weighted else None
+    zt = t64(z, True)
+    zr = zt.reshape(n * T, C)
+    if loss == "cross_entropy":
+        yt = torch.tensor(y.reshape(-1)) if kind == "labels" else t64(y.reshape(-1, C))
+        rows = F.cross_entropy(zr, yt, reduction="none")
+    elif loss == "mse":
+        rows = F.mse_loss(zr, t64(y.reshape(-1, C)), reduction="none").mean(dim=1)
+    else:
+        rows = F.binary_cross_entropy(zr, t64(y.reshape(-1, C)), reduction="none").mean(dim=1)
+    wt = t64(np.repeat(w, T)) if weighted else torch.ones(n * T, dtype=F64)
+    lt = (wt * rows).sum() / wt.sum()
+    (gt,) = torch.autograd.grad(lt, zt)
+    value, grad = ref.LOSSES[loss](z, y, sample_weight=w)
+    close(value, lt)
+    close(grad, gt)
+
+
+def test_activation_softmax_last_is_fused_into_cross_entropy(rng):
+    """A final Activation("softmax") is taken over like a Dense layer's: the
+    loss sees the values before it as logits."""
+    dense = _dense(rng, 4, 5, None)
+    layers = [dense, {"kind": "activation", "activation": "softmax"}]
+    x, y = rng.standard_normal((6, 2, 4)), rng.integers(0, 5, size=(6, 2))
+    params = {}
+    logits = torch_stack([dense], t64(x), params, [])
+    lt = F.cross_entropy(logits.reshape(-1, 5), torch.tensor(y.reshape(-1)))
+    gt = torch.autograd.grad(lt, list(params.values()))
+    value, grads = ref.loss_and_gradients(layers, x, y, "cross_entropy")
+    close(value, lt)
+    for key, g in zip(params, gt):
+        close(grads[key], g)
