@@ -298,3 +298,31 @@ def test_broken_gradient_is_rejected(kind, seed, dtype, monkeypatch):
     _, bad_dX, bad_grads = run.reference()
     errors = [rel_err(run.dX, bad_dX)] + [rel_err(run.grads[k], bad_grads[k]) for k in bad_grads]
     assert max(errors) > 0.5, "a sign-flipped backward of the kind went unnoticed"
+
+
+def test_large_batches_on_two_threads(restore_threads):
+    """Sizes past the threads' grain (rows x features > 16384 per element-wise
+    pass): the same bits on 1 and 2 threads, and the reference's values, for
+    every activation fused in Dense and standalone."""
+    rng = np.random.default_rng(0)
+    X, dY = rng.standard_normal((48, 8, 40)), rng.standard_normal((48, 10))  # 384 rows of 48 after the first layer
+    for act in ACTS:
+        runs = []
+        for threads in (1, 2):
+            bx.set_num_threads(threads)
+            net = bx.Network([bx.Dense(40, 48, activation=act), bx.Dropout(0.3),
+                              bx.Residual([bx.Dense(48, 48, activation="tanh")]), bx.Activation(act), bx.Flatten(),
+                              bx.Dense(8 * 48, 10, activation="softmax")], input_shape=(8, 40), seed=1, dtype="float64")
+            randomize(net, np.random.default_rng(1))
+            masks = dropout_masks(net, 48)
+            out = net.forward(X, training=True)
+            runs.append((out, net.backward(dY), {k: np.array(g) for k, g in net.named_gradients()}))
+        (out, dX, grads), (out2, dX2, grads2) = runs
+        np.testing.assert_array_equal(out2, out, err_msg=act)
+        np.testing.assert_array_equal(dX2, dX, err_msg=act)
+        for key in grads:
+            np.testing.assert_array_equal(grads2[key], grads[key], err_msg=f"{act} {key}")
+        ref_out, ref_dX, ref_grads = ref.network_vjp(ref_stack(net), X, dY, ref.Pass(training=True, masks=masks))
+        assert_close(out, ref_out, TOL64, f"{act} forward")
+        assert_close(dX, ref_dX, TOL64, f"{act} input gradient")
+        assert_grads_close(grads, ref_grads, TOL64, act)

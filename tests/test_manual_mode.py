@@ -322,3 +322,38 @@ def test_an_update_that_overflows_is_undone(dtype, lr):
         opt.step(net)
     _same(net.state_dict(), params)
     assert opt.state_dict()["steps"] == 0  # the state restarted
+
+
+# ---- core bugs these tests found (they fail until the core is fixed) -----------------------
+def test_core_bug_backward_returns_a_non_finite_dX_silently():
+    """forward raises NonFiniteError on a non-finite output, but backward hands
+    back inf/nan (and accumulates it into the gradients) when finite dY and
+    weights overflow: dX = dY W = 1e30 * 1e30 in float32. Expected: a
+    NonFiniteError naming the overflow, the gradients left as they were."""
+    net = bx.Network([bx.Dense(2, 2, bias=False)], seed=0, dtype="float32")
+    net.layers[0].weight[...] = 1e30
+    net.forward(np.full((1, 2), 1e-30), training=True)  # output 2: finite
+    with pytest.raises(bx.NonFiniteError):
+        net.backward(np.full((1, 2), 1e30))
+    assert np.isfinite(net.named_gradients()[0][1]).all()
+
+
+@pytest.mark.parametrize("change", ["opt.step", "load_state_dict"])
+def test_core_bug_backward_after_the_weights_changed_mixes_two_networks(change):
+    """fit between forward and backward invalidates the forward pass, but
+    opt.step(net) and load_state_dict do not: backward then combines the
+    activations of the old weights with the new weights (dX = dz W_new), a
+    gradient of neither network. torch raises for this ("modified by an
+    inplace operation"); a GAN that steps D between D's forward and the
+    backward to G is the usual victim. Expected: backward refuses."""
+    X, dY = _data()
+    net = _net()
+    net.forward(X, training=True)
+    net.backward(dY)  # gradients to step with
+    net.forward(X, training=True)
+    if change == "opt.step":
+        bx.SGD(lr=0.5).step(net)
+    else:
+        net.load_state_dict({k: v + 1 for k, v in net.state_dict().items()})
+    with pytest.raises(ValueError, match="forward"):
+        net.backward(dY)
