@@ -7,9 +7,12 @@ takes them); and the same comparisons rejecting deliberately broken gradients.
 
 How it is organised, and how to add a layer kind: the reference dispatches by
 kind (``tests/reference/stack.py``, ``KINDS``), and :data:`GENERATORS` below
-maps every kind to a function drawing a small network around it. A new kind
-needs its ``KINDS`` entry and its generator here, nothing else;
-``test_every_kind_is_covered`` fails until both exist.
+maps every kind to a function drawing a small network around it; every test
+here iterates those two tables. A new kind needs its ``KINDS`` entry (its
+math in a module of tests/reference), its generator here, and its torch
+form in ``TORCH_KINDS`` of test_reference_vs_torch.py (which checks the
+reference itself); ``test_every_kind_is_covered`` and
+``test_every_reference_kind_has_a_torch_form`` fail until they exist.
 
 Tolerances (``rel_err``: max abs difference over the max magnitude of the
 whole tensor, so a 100% error gives >= 1, see conftest.py):

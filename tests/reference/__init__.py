@@ -10,8 +10,9 @@ backpropx; ``tests/test_reference_vs_torch.py`` checks it against PyTorch,
 and the core's tests check the core against it.
 
 How to add a layer kind: its forward/backward math in a module of its own,
-one :class:`Kind` entry in ``stack.KINDS``, and its configuration generator
-in ``tests/test_layer_kinds.py``; the per-kind tests then cover it.
+one :class:`Kind` entry in ``stack.KINDS``, its configuration generator in
+``tests/test_layer_kinds.py`` and its torch form in
+``tests/test_reference_vs_torch.py``; the per-kind tests then cover it.
 
 Arrays keep their dtype: float64 in, float64 arithmetic out (the tight
 comparisons); float32 in, float32 arithmetic (GELU's ``erf`` excepted).
