@@ -325,11 +325,10 @@ def test_an_update_that_overflows_is_undone(dtype, lr):
 
 
 # ---- core bugs these tests found (they fail until the core is fixed) -----------------------
-def test_core_bug_backward_returns_a_non_finite_dX_silently():
-    """forward raises NonFiniteError on a non-finite output, but backward hands
-    back inf/nan (and accumulates it into the gradients) when finite dY and
-    weights overflow: dX = dY W = 1e30 * 1e30 in float32. Expected: a
-    NonFiniteError naming the overflow, the gradients left as they were."""
+def test_a_backward_that_overflows_raises_and_keeps_the_gradients():
+    """Finite dY and weights can overflow: dX = dY W = 1e30 * 1e30 in float32.
+    backward raises NonFiniteError instead of handing back inf, and the
+    gradients stay as they were."""
     net = bx.Network([bx.Dense(2, 2, bias=False)], seed=0, dtype="float32")
     net.layers[0].weight[...] = 1e30
     net.forward(np.full((1, 2), 1e-30), training=True)  # output 2: finite
@@ -339,13 +338,13 @@ def test_core_bug_backward_returns_a_non_finite_dX_silently():
 
 
 @pytest.mark.parametrize("change", ["opt.step", "load_state_dict"])
-def test_core_bug_backward_after_the_weights_changed_mixes_two_networks(change):
-    """fit between forward and backward invalidates the forward pass, but
-    opt.step(net) and load_state_dict do not: backward then combines the
-    activations of the old weights with the new weights (dX = dz W_new), a
-    gradient of neither network. torch raises for this ("modified by an
-    inplace operation"); a GAN that steps D between D's forward and the
-    backward to G is the usual victim. Expected: backward refuses."""
+def test_new_weights_end_the_pending_forward(change):
+    """Like fit, opt.step(net) and load_state_dict between forward and backward
+    end the forward pass: backward would otherwise combine the activations of
+    the old weights with the new weights (dX = dz W_new), a gradient of
+    neither network. torch raises for this too ("modified by an inplace
+    operation"); a GAN that steps D between D's forward and the backward to G
+    is the usual victim."""
     X, dY = _data()
     net = _net()
     net.forward(X, training=True)
@@ -357,3 +356,27 @@ def test_core_bug_backward_after_the_weights_changed_mixes_two_networks(change):
         net.load_state_dict({k: v + 1 for k, v in net.state_dict().items()})
     with pytest.raises(ValueError, match="forward"):
         net.backward(dY)
+
+
+def test_optimizer_state_loads_into_a_named_network_without_a_step():
+    X, dY = _data()
+    net, other = _net(), _net()
+    opt = bx.Adam(lr=1e-2)
+    for _ in range(2):
+        net.forward(X, training=True)
+        net.backward(dY)
+        opt.step(net)
+        net.zero_grad()
+    saved = opt.state_dict()
+    fresh = bx.Adam(lr=1e-2)
+    with pytest.raises(ValueError, match="pass the network"):
+        fresh.load_state_dict(saved)
+    bad = dict(saved, state={k: v[:-1] for k, v in saved["state"].items()})
+    with pytest.raises(ValueError, match="one per trainable parameter"):
+        fresh.load_state_dict(bad, network=other)
+    before = other.state_dict()
+    fresh.load_state_dict(saved, network=other)   # binds, steps nothing
+    assert all(np.array_equal(v, other.state_dict()[k]) for k, v in before.items())
+    assert fresh.state_dict()["steps"] == 2
+    with pytest.raises(ValueError, match="another network"):
+        fresh.step(net)

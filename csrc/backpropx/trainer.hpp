@@ -60,9 +60,11 @@ class Trainer {
                          std::size_t every = 0);
 
   void set_clipping(const Clipping& c);
-  // L2 penalty on weight matrices (not biases), as scikit-learn's MLP `alpha`:
-  // each batch adds 0.5 * alpha * ||W||^2 / B to the loss and alpha * W / B to
-  // the weight gradients, B the batch's weight sum (its size without weights).
+  // L2 penalty on the tensors whose ParamSpec asks for it (weights, not
+  // biases), as scikit-learn's MLP `alpha`: each batch adds
+  // 0.5 * alpha * ||W||^2 / B to the loss and alpha * W / B to the weight
+  // gradients, B the weight sum of the batch's loss rows (its row count
+  // without weights), the denominator of its mean loss.
   void set_l2(double alpha);
   const Clipping& clipping() const { return clip_; }
   Rng& rng() { return rng_; }

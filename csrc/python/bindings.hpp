@@ -33,6 +33,7 @@ struct ManualPass {
   std::size_t n = 0;
   bool pending = false;  // a training forward whose backward has not run yet
   std::vector<T> before_step;  // apply_update's snapshot, kept to avoid an allocation per step
+  std::vector<T> grads_before;  // backward's, so an overflowing backward changes nothing
 };
 
 // A Network plus the lock that lets many threads predict at once while

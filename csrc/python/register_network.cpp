@@ -124,6 +124,7 @@ void bind_network(py::module_& m) {
         py::gil_scoped_release release;
         std::unique_lock lock(h.mutex);
         std::memcpy(h.net->params(), flat.data(), h.net->num_params() * sizeof(T));
+        h.manual.pending = false;  // a pending backward would mix old activations with new weights
       }, py::arg("flat"), "Copy a whole flat parameter vector in, excluding concurrent predicts")
       .def("set_trainable", [](Holder& h, std::size_t k, bool on) {
         std::unique_lock lock(h.mutex);
@@ -216,7 +217,8 @@ void bind_network(py::module_& m) {
         ManualPass<T>& manual = h.manual;
         if (!manual.pending)
           throw py::value_error("backward needs a preceding forward(X, training=True) whose backward "
-                                "has not run yet (each training forward allows one backward)");
+                                "has not run yet (each training forward allows one backward, and fit, "
+                                "opt.step or new weights in between end it)");
         Shape out_shape = h.net->output_shape();
         const std::size_t n = check_samples(dY.request(), out_shape, "dY");
         if (n != manual.n)
@@ -235,7 +237,15 @@ void bind_network(py::module_& m) {
           pass.training = true;
           pass.rng = &h.rng;
           manual.pending = false;
-          h.net->backward(manual.x.data(), dy, dst, n, manual.ws, pass);
+          Network<T>& net = *h.net;
+          manual.grads_before.assign(net.grads(), net.grads() + net.num_params());
+          net.backward(manual.x.data(), dy, dst, n, manual.ws, pass);
+          if (!all_finite(dst, n * net.in_features()) || !all_finite(net.grads(), net.num_params())) {
+            std::copy(manual.grads_before.begin(), manual.grads_before.end(), net.grads());
+            throw NonFiniteError("backward overflowed " + std::string(sizeof(T) == 4 ? "float32" : "float64") +
+                                 ": the input or parameter gradients are not finite (weights or dY too "
+                                 "large); the gradients were left as they were");
+          }
         }
         return dx;
       }, py::arg("dY"), "Backprop dY through the last training forward: grads += ; returns dX")
@@ -244,6 +254,7 @@ void bind_network(py::module_& m) {
         std::unique_lock lock(h.mutex);
         const std::vector<Segment> segments = h.net->trainable_segments();
         check_gradients_finite(*h.net, segments, "this step");
+        h.manual.pending = false;  // a pending backward would mix old activations with new weights
         apply_update(*h.net, opt, segments, h.manual.before_step, "this step");
       }, py::arg("optimizer"), "One optimizer step from the accumulated gradients (opt.step(net))")
       .def("get_rng_state", [](Holder& h) { return h.rng.state(); })

@@ -51,10 +51,12 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return "(n, " + ", ".join(str(d) for d in shape) + ")"
 
 
-def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X") -> np.ndarray:
+def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X",
+                source: str = "the network expects") -> np.ndarray:
     """X as a C-contiguous (n, *shape) array of the network dtype.
 
-    `shape` is the per-sample shape (an int means one axis of that size).
+    `shape` is the per-sample shape (an int means one axis of that size);
+    `source` says where it comes from in messages.
     """
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     arr = _asarray(X, name)
@@ -63,7 +65,7 @@ def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X") -> np.ndar
             hint = " (use X.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
             raise ValueError(f"{name} must be 2-dimensional (samples, features), got shape {arr.shape}{hint}")
         if arr.shape[1] != shape[0]:
-            raise ValueError(f"{name} has {arr.shape[1]} features per sample, but the network expects {shape[0]}")
+            raise ValueError(f"{name} has {arr.shape[1]} features per sample, but {source} {shape[0]}")
     elif arr.shape[1:] != shape:
         hint = ""
         if arr.ndim == len(shape) and arr.shape == shape:

@@ -198,7 +198,7 @@ class Network:
         to ``named_gradients()`` (+=, as torch's ``.grad``) and returns
         ``dL/dX`` ``(n, *input_shape)``. Frozen layers get no gradient but pass
         it on. Call ``zero_grad()`` between steps."""
-        arr = as_features(dY, self._dtype, self.output_shape, name="dY")
+        arr = as_features(dY, self._dtype, self.output_shape, name="dY", source="the network outputs")
         return self._core.backward(arr)
 
     def zero_grad(self) -> None:

@@ -77,10 +77,15 @@ class Optimizer:
                 "steps": int(core.steps) if core is not None else 0,
                 "state": dict(zip(core.state_names(), core.get_state())) if core is not None else {}}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what ``state_dict`` returned, for the network this optimizer
-        steps (call ``step`` once, or load after binding). Checked first: on
-        any error nothing changes."""
+    def load_state_dict(self, state_dict: Mapping[str, Any], network: Any = None) -> None:
+        """Restore what ``state_dict`` returned. The state belongs to a network:
+        the one this optimizer already steps, or `network`, which it then
+        steps from now on (binding without a step). Checked first: on any
+        error nothing changes."""
+        from .network import Network
+
+        if network is not None and not isinstance(network, Network):
+            raise TypeError(f"network must be a backpropx Network, got {type(network).__name__}")
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
         if state_dict.get("name") != self.name:
@@ -101,18 +106,32 @@ class Optimizer:
         state = state_dict.get("state")
         if not isinstance(state, Mapping):
             raise ValueError("state_dict's state must be a mapping of buffers")
-        core = self._network_core
-        if core is None:
-            if state:
-                raise ValueError("this optimizer steps no network yet: call step(net) once before "
-                                 "loading state buffers")
-        else:
+        bound = self._network_ref() if self._network_ref is not None else None
+        if network is not None and bound is not None and bound is not network:
+            raise ValueError("this optimizer already steps another network; create one optimizer per network")
+        if bound is None and network is None and (state or steps):
+            raise ValueError("this optimizer steps no network yet: pass the network, "
+                             "opt.load_state_dict(state, network=net)")
+        target = network if network is not None else bound
+        fresh = bound is None and network is not None
+        core = self._build(network.dtype.name) if fresh else self._network_core
+        if core is not None:
             names = list(core.state_names())
             if state and set(state) != set(names):
                 raise ValueError(f"state_dict's state must hold the buffers {names}")
-            dtype = np.dtype(_core_dtype(core))
-            buffers = [np.ascontiguousarray(state[n], dtype=dtype) for n in names] if state else []
+            size = sum(int(np.prod(shape)) for k, _n, shape, _o, _l in target._tensors
+                       if target.layers[k].trainable)
+            buffers = []
+            for name in names if state else []:
+                buf = np.asarray(state[name])
+                if buf.shape != (size,) or buf.dtype.kind != "f" or not np.isfinite(buf).all():
+                    raise ValueError(f"state_dict's state {name!r} must be {size} finite values (one per "
+                                     f"trainable parameter), got shape {buf.shape}")
+                buffers.append(np.ascontiguousarray(buf, dtype=target.dtype))
             core.set_state(buffers, int(steps))
+        if fresh:
+            self._network_core = core
+            self._network_ref = weakref.ref(network)
         self.lr = checked["lr"]
 
     @property
@@ -226,10 +245,6 @@ class Rprop(Optimizer):
         eta_minus, eta_plus = _pair(etas, "etas")
         step_min, step_max = _pair(step_sizes, "step_sizes")
         super().__init__(lr, eta_minus=eta_minus, eta_plus=eta_plus, step_min=step_min, step_max=step_max)
-
-
-def _core_dtype(core: Any) -> str:
-    return "float32" if type(core).__name__.endswith("float32") else "float64"
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:

@@ -53,7 +53,10 @@ class Trainer:
         most this (torch.nn.utils.clip_grad_norm_).
     l2: L2 penalty on weight matrices, not biases, as scikit-learn's MLP
         ``alpha``: each batch adds ``0.5 * l2 * ||W||^2 / B`` to the loss and
-        ``l2 * W / B`` to the gradient (B: the batch's sample-weight sum). For
+        ``l2 * W / B`` to the gradient (B: the weight sum of the batch's loss
+        rows -- its sample-weight sum, times T for per-step outputs (n, T, C)
+        -- the denominator of the batch's mean loss). Weights are what
+        the layers mark as such (ParamSpec), inside Residual blocks too. For
         decay applied by the optimizer instead, use its ``weight_decay``.
     """
 
