@@ -156,10 +156,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--threads", type=int, default=1,
                         help="threads of the C++ core (results are identical for any count; one is fastest "
                              "for networks this small)")
-    parser.add_argument("--quick", action="store_true", help="the tests' settings: 50 updates")
+    parser.add_argument("--quick", action="store_true", help="the tests' settings: 75 updates")
     args = parser.parse_args(argv)
     if args.quick:
-        args.iterations = 50
+        args.iterations = 75
 
     threads_before = bx.get_num_threads()
     bx.set_num_threads(args.threads)

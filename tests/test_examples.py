@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import backpropx as bx
+from conftest import assert_close
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -34,7 +35,8 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_every_example_is_covered():
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
-        "weight_table", "xor", "digits", "perturbation_vs_backprop", "fine_tune"}
+        "weight_table", "xor", "digits", "perturbation_vs_backprop", "fine_tune", "gan", "vae",
+        "policy_gradient"}
 
 
 def test_weight_table(in_tmp, capsys):
@@ -77,10 +79,126 @@ def test_digits(in_tmp, capsys):
 
 
 def test_fine_tune(in_tmp, capsys):
-    accuracy = load_example("fine_tune").main()
+    result = load_example("fine_tune").main(["--quick"])
     out = capsys.readouterr().out
-    assert accuracy > 0.9
-    assert "frozen layer unchanged: True; base network untouched: True" in out
+    parity, five_to_nine = result["parity"], result["five_to_nine"]
+    # Features of a digit recogniser serve a new question about the digits ...
+    assert parity["transfer"] >= parity["scratch"] + 0.02 and parity["transfer_wins"] >= 4
+    assert parity["transfer"] > 0.8
+    # ... and features of a 0-4 recogniser serve the digits 5-9 worse than raw pixels do.
+    assert five_to_nine["scratch"] > five_to_nine["transfer"] > 0.7 and five_to_nine["scratch"] > 0.9
+    for r in result.values():
+        assert r["frozen_unchanged"] and r["untouched"]
+    assert out.count("frozen layers unchanged: True; pretrained network untouched: True") == 2
+    assert f"mean {parity['transfer']:.2%}" in out and f"mean {five_to_nine['scratch']:.2%}" in out
+
+
+def test_gan_covers_the_modes(in_tmp, capsys):
+    result = load_example("gan").main(["--quick"])
+    out = capsys.readouterr().out
+    assert result["modes"] >= 6 and result["quality"] >= 0.5
+    assert f"modes covered: {result['modes']}/8" in out
+    assert f"high-quality samples: {result['quality']:.1%}" in out
+
+
+def test_gan_mode_figures_tell_coverage_from_collapse():
+    gan = load_example("gan")
+    rng = np.random.default_rng(0)
+    modes, quality, per_mode = gan.mode_figures(gan.sample_data(rng, 20000))
+    assert modes == 8 and per_mode.sum() == round(quality * 20000)
+    assert quality == pytest.approx(1 - np.exp(-4.5), abs=0.005)    # P(|2-D normal| <= 3 sigma)
+    collapsed = gan.centres()[3] + gan.STD * rng.standard_normal((2000, 2))
+    assert gan.mode_figures(collapsed)[0] == 1
+    seven = gan.sample_data(rng, 4000)
+    seven = seven[np.linalg.norm(seven - gan.centres()[5], axis=1) > 0.5]      # one mode dropped
+    assert gan.mode_figures(seven)[0] == 7
+    blurred = gan.sample_data(rng, 2000) + 0.3 * rng.standard_normal((2000, 2))
+    modes, quality, _ = gan.mode_figures(blurred)
+    assert quality < 0.1 and modes == 0
+
+
+def test_vae(in_tmp, capsys):
+    plt_image = pytest.importorskip("matplotlib.image")
+    result = load_example("vae").main(["--quick", "--out", "samples.png"])
+    out = capsys.readouterr().out
+    assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"])
+    assert result["elbo"] > -21.0 and result["kl"] > 1.0         # the latent is used
+    assert result["elbo"] > result["independent_pixels"] + 4.0
+    assert f"held-out ELBO: {result['elbo']:.2f} nats per image" in out
+    assert "samples saved to samples.png" in out
+    image = plt_image.imread(in_tmp / "samples.png")
+    assert image.ndim == 3 and min(image.shape[:2]) >= 300
+    assert image[..., :3].std() > 0.1            # not a blank canvas
+
+
+def test_vae_gradient_matches_finite_differences():
+    vae = load_example("vae")
+    model = vae.VAE(latent=3, hidden=7, seed=0, dtype="float64")
+    rng = np.random.default_rng(1)
+    for net in (model.encoder, model.decoder):
+        for _, p in net.named_parameters():
+            p[...] = 0.3 * rng.standard_normal(p.shape)
+    x = (rng.random((5, 64)) > 0.5).astype(np.float64)
+    eps = rng.standard_normal((5, 3))
+
+    def loss() -> float:
+        reconstruction, kl, _ = model.negative_elbo(x, eps, training=False)
+        return float(np.mean(reconstruction + kl))
+
+    assert model.backward(x, eps) == pytest.approx(loss(), rel=1e-12)
+    for net in (model.encoder, model.decoder):
+        grads = dict(net.named_gradients())
+        for name, p in net.named_parameters():
+            analytic = grads[name].copy()
+            numeric = np.zeros_like(p)
+            for idx in np.ndindex(p.shape):
+                saved = p[idx]
+                p[idx] = saved + 1e-6
+                up = loss()
+                p[idx] = saved - 1e-6
+                numeric[idx] = (up - loss()) / 2e-6
+                p[idx] = saved
+            assert_close(analytic, numeric, 1e-6, name)
+
+
+def test_policy_gradient_balances_the_pole(in_tmp, capsys):
+    result = load_example("policy_gradient").main(["--quick"])
+    out = capsys.readouterr().out
+    assert result["return"] >= 195 and result["greedy_return"] >= 195
+    assert f"average return over 100 evaluation episodes: {result['return']:.1f}" in out
+
+
+def test_cartpole_is_gymnasiums_cartpole_v1():
+    gym = pytest.importorskip("gymnasium")
+    pg = load_example("policy_gradient")
+    env = gym.make("CartPole-v1")
+    rng = np.random.default_rng(0)
+    lengths = []
+    for episode in range(6):
+        env.reset(seed=episode)
+        mine = pg.CartPole(1, rng)
+        mine.state = np.array([env.unwrapped.state], dtype=np.float64)
+        steps = 0
+        while True:
+            x, x_dot, theta, theta_dot = mine.state[0]
+            # random pushes (falls) and a balancing rule (reaches the 500-step cut-off)
+            action = int(rng.integers(0, 2)) if episode < 3 else int(theta + 0.5 * theta_dot + 0.01 * x
+                                                                       + 0.1 * x_dot > 0)
+            _, reward, terminated, truncated, _ = env.step(action)
+            assert mine.step(np.array([action]))[0] == reward
+            np.testing.assert_allclose(mine.state[0], env.unwrapped.state, rtol=0, atol=1e-12)
+            steps += 1
+            assert mine.done[0] == (terminated or truncated)
+            if mine.done[0]:
+                break
+        lengths.append(steps)
+    assert max(lengths[:3]) < 100 and lengths[3:] == [500, 500, 500]
+
+
+def test_returns_to_go():
+    pg = load_example("policy_gradient")
+    rewards = np.array([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]])   # episodes of 3 and 1 steps
+    assert np.allclose(pg.returns_to_go(rewards, 0.5), [[1.75, 1.0], [1.5, 0.0], [1.0, 0.0]])
 
 
 def test_perturbation_vs_backprop(in_tmp, capsys):
