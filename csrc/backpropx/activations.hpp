@@ -53,7 +53,8 @@ struct TanhAct {
   template <class T> static T df(T, T y) { return T(1) - y * y; }
 };
 struct ReluAct {
-  template <class T> static T f(T z) { return z > T(0) ? z : T(0); }
+  // NaN propagates (NaN < 0 is false), as in torch; -0 stays -0.
+  template <class T> static T f(T z) { return z < T(0) ? T(0) : z; }
   template <class T> static T df(T z, T) { return z > T(0) ? T(1) : T(0); }
 };
 struct LeakyReluAct {

@@ -81,13 +81,22 @@ double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T*
     }
     sum += static_cast<double>(row_weight(tg, r)) * row;
     if (dz) {
+      // d/dz_j of -sum_c t_c log softmax(z)_c = p_j * sum_c t_c - t_j: rows
+      // of probability targets need not sum to 1 (label smoothing, partial
+      // or zero rows), so the sum is taken, not assumed.
       const T g = static_cast<T>(scale) * row_weight(tg, r);
       T* dr = dz + r * C;
+      double sum_t = 1;
+      if (!tg.labels) {
+        sum_t = 0;
+        for (std::size_t j = 0; j < C; ++j) sum_t += static_cast<double>(tg.values[r * C + j]);
+      }
+      const T mass = static_cast<T>(sum_t);
       for (std::size_t j = 0; j < C; ++j) {
         const T p = std::exp(zr[j] - lse);
         const T t = tg.labels ? (static_cast<std::size_t>(tg.labels[r]) == j ? T(1) : T(0))
                               : tg.values[r * C + j];
-        dr[j] = (p - t) * g;
+        dr[j] = (p * mass - t) * g;
       }
     }
   }

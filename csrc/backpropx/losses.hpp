@@ -44,7 +44,8 @@ double weight_sum(Targets<T> targets, std::size_t N);
 // (the pre-softmax values when the last layer is softmax, else the output).
 // Per-sample losses l_n:
 //   mse                   mean_c (x - t)^2
-//   cross_entropy         -sum_c t log softmax(x)       (t one-hot for labels)
+//   cross_entropy         -sum_c t log softmax(x)       (t one-hot for labels; rows of t
+//                         need not sum to 1: gradient softmax(x) sum_c t - t)
 //   binary_cross_entropy  mean_c -(t log p + (1-t) log(1-p)), logs clamped at
 //                         -100 and p (1-p) floored at 1e-12f in the gradient, as torch does
 // Returns sum_n w_n l_n (w_n = 1 without weights) and writes

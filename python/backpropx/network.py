@@ -214,7 +214,9 @@ class Network:
         is the mean over all elements; "cross_entropy" takes integer labels
         (``(n,)``, or ``(n, T)`` per time step) or probability rows and treats
         the network output as logits, except that a final softmax is fused
-        (its input is the logits, gradient ``(p - y)/rows``);
+        (its input is the logits, gradient ``(p sum(y) - y)/rows``: probability
+        rows in [0, 1] need not sum to 1, and the gradient is the true one of
+        ``-sum(y log p)``, as torch's);
         "binary_cross_entropy" expects outputs in [0, 1] (sigmoid), with the
         logarithms clamped at -100 as torch does. With ``sample_weight`` (one
         per sample) the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``

@@ -115,23 +115,25 @@ def cross_entropy_logits(z: np.ndarray, y: np.ndarray, sample_weight=None) -> tu
     case). With ``log p = log_softmax(z)`` and R rows:
 
     ``L = -(1/R) sum_r sum_c y_rc log p_rc``,
-    ``dL/dz = (softmax(z) - y) / R``.
+    ``dL/dz = (softmax(z) sum_c y_rc - y) / R``.
 
-    (For probability targets torch also divides by R, not by sum(y).) With
-    per-sample weights: ``L = sum_r w_r l_r / sum_r w_r``,
-    ``dL/dz_r = w_r (softmax(z_r) - y_r) / sum_r w_r``.
+    Rows of ``y`` need not sum to 1 (``sum_c y_rc`` is 1 for labels and true
+    probability rows). For probability targets torch also divides by R, not
+    by sum(y). With per-sample weights: ``L = sum_r w_r l_r / sum_r w_r``,
+    ``dL/dz_r = w_r (softmax(z_r) sum_c y_rc - y_r) / sum_r w_r``.
     """
     z = _as_float(z)
     rows = _target_rows(y, z)
     logp = log_softmax(z)
+    mass = rows.sum(axis=-1, keepdims=True)  # 1 unless the rows do not sum to 1
     if sample_weight is None:
         n = z.size // z.shape[-1]
         loss = -np.sum(rows * logp) / n
-        return z.dtype.type(loss), (softmax(z) - rows) / n
+        return z.dtype.type(loss), (softmax(z) * mass - rows) / n
     w, total = _row_weights(z, sample_weight)
     loss = _weighted_mean(-np.sum(rows * logp, axis=-1), w, total)
     scale = 1 / total if total > 0 else 0.0
-    return z.dtype.type(loss), (scale * w * (softmax(z) - rows)).astype(z.dtype)
+    return z.dtype.type(loss), (scale * w * (softmax(z) * mass - rows)).astype(z.dtype)
 
 
 def binary_cross_entropy(p: np.ndarray, target: np.ndarray, sample_weight=None) -> tuple[np.generic, np.ndarray]:

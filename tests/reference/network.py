@@ -10,7 +10,7 @@ Which tensor a loss sees:
 - ``"cross_entropy"`` acts on logits. If the last layer ends with
   ``"softmax"`` (a Dense layer's activation or an Activation layer) the
   network takes that softmax over: the logits are the values before it and
-  softmax is fused into the loss, ``dz = (softmax(z) - y) / rows``.
+  softmax is fused into the loss, ``dz = (softmax(z) sum(y) - y) / rows``.
   Otherwise the network's output is taken as the logits (as
   ``torch.nn.CrossEntropyLoss`` applied to it).
 - ``"mse"`` and ``"binary_cross_entropy"`` act on the network's output
