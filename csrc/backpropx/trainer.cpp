@@ -42,6 +42,14 @@ void Trainer<T>::set_l2(double alpha) {
 
 template <class T>
 std::string Trainer<T>::non_finite_origin() const {
+  // Parameters are finite after every update (an overflowing one is undone),
+  // so non-finite ones were written from outside: through a view or a callback.
+  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+    const Segment s = net_.layer_segment(k);
+    if (!all_finite(net_.params() + s.offset, s.size))
+      return "the parameters of layer " + std::to_string(k) + " (" + net_.layer(k).kind() +
+             "), which were not finite before this batch (written through a view?)";
+  }
   if (ws_.capacity > 0)
     for (std::size_t k = 0; k < net_.num_layers(); ++k) {
       const std::size_t count = ws_.capacity * shape_size(net_.layer(k).output_shape());
@@ -82,7 +90,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   std::iota(order_.begin(), order_.end(), std::uint64_t{0});
   if (shuffle_) shuffle_indices(order_.data(), n, rng_);
 
-  const std::vector<Segment> segments = net_.trainable_segments();
+  std::vector<Segment> segments;
   const std::size_t L = net_.num_layers();
   std::vector<double> norm_sum(L, 0.0);
   Pass pass;
@@ -95,6 +103,9 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     const std::size_t start = b * bs, m = std::min(bs, n - start);
     const Targets<T> target = gather_batch(X, y, start, m);
     const double batch_weight = weight_sum(target, m * net_.rows_per_sample());
+    // Read per batch: a callback that freezes or unfreezes a layer acts at
+    // the next batch, exactly as in manual mode.
+    refresh_segments(segments);
 
     net_.zero_grad();
     double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
@@ -104,6 +115,14 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
     clip_gradients(segments, add_gradient_norms(norm_sum));
+  // Parameters are finite after every update (an overflowing one is undone),
+  // so non-finite ones were written from outside: through a view or a callback.
+  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+    const Segment s = net_.layer_segment(k);
+    if (!all_finite(net_.params() + s.offset, s.size))
+      return "the parameters of layer " + std::to_string(k) + " (" + net_.layer(k).kind() +
+             "), which were not finite before this batch (written through a view?)";
+  }
     apply_update(net_, opt_, segments, before_step_, "batch " + std::to_string(b + 1));
     if (b + 1 == batches) stats.update_ratio = update_ratios();
     loss_sum += value * batch_weight;
@@ -121,6 +140,16 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   if (loss_has_accuracy(loss_))
     stats.accuracy = correct / static_cast<double>(stats.samples * net_.rows_per_sample());
   return stats;
+}
+
+template <class T>
+void Trainer<T>::refresh_segments(std::vector<Segment>& segments) const {
+  // In place, so the batch loop does not allocate once the vector has grown.
+  segments.clear();
+  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
+    const Segment seg = net_.layer_segment(k);
+    if (net_.layer(k).trainable() && seg.size > 0) segments.push_back(seg);
+  }
 }
 
 template <class T>

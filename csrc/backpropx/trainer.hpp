@@ -72,6 +72,8 @@ class Trainer {
   Loss loss() const { return loss_; }
 
  private:
+  // The ranges of the layers trainable now (Network::trainable_segments, in place).
+  void refresh_segments(std::vector<Segment>& segments) const;
   // Copies batch rows order_[start, start + m) into the batch buffers.
   Targets<T> gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m);
   // Adds each trainable layer's gradient norm to norm_sum; returns the squared global norm.

@@ -23,6 +23,12 @@ void apply_update(Network<T>& net, Optimizer<T>& opt, const std::vector<Segment>
   if (!all_finite(net.params(), net.num_params())) {
     std::copy(before.begin(), before.end(), net.params());
     opt.reset();  // its moments saw the overflow too
+    // Finite gradients from non-finite weights: a bounded activation hid
+    // weights written from outside (tanh(inf) = 1); say so, not "overflow".
+    if (!all_finite(before.data(), before.size()))
+      throw NonFiniteError("parameters were not finite before " + what +
+                           " (written through a view?); the update was undone and the optimizer "
+                           "state restarted");
     throw NonFiniteError("the update of " + what +
                          " made parameters non-finite; it was undone and the optimizer state restarted");
   }

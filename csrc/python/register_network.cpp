@@ -44,6 +44,31 @@ py::array_t<T> view(T* data, const Shape& shape, py::handle owner) {
   return py::array_t<T>(dims, data, owner);
 }
 
+// Parameters can be written from outside (through the NumPy views), and a
+// bounded activation (sigmoid, tanh, softmax) would turn an infinite weight
+// into a finite, meaningless output: refuse them by name instead.
+template <class T>
+void require_finite_params(const Network<T>& net) {
+  if (all_finite(net.params(), net.num_params())) return;
+  for (const TensorInfo& t : net.tensors())
+    if (!all_finite(net.params() + t.offset, shape_size(t.shape)))
+      throw NonFiniteError("parameter '" + std::to_string(t.layer) + "." + t.name +
+                           "' holds NaN or infinity (written through a view?)");
+}
+
+// A copy of the flat buffer `which` taken under the lock, so a concurrent
+// training step is never seen half-done.
+template <class T>
+py::array_t<T> locked_copy(const NetworkHolder<T>& h, const T* (Network<T>::*which)() const) {
+  py::array_t<T> out(static_cast<py::ssize_t>(h.net->num_params()));
+  T* dst = out.mutable_data();
+  py::gil_scoped_release release;
+  std::shared_lock lock(h.mutex);
+  const Network<T>& net = *h.net;
+  std::copy((net.*which)(), (net.*which)() + net.num_params(), dst);
+  return out;
+}
+
 template <class T>
 void bind_network(py::module_& m) {
   using Holder = NetworkHolder<T>;
@@ -126,9 +151,13 @@ void bind_network(py::module_& m) {
         std::memcpy(h.net->params(), flat.data(), h.net->num_params() * sizeof(T));
         h.manual.pending = false;  // a pending backward would mix old activations with new weights
       }, py::arg("flat"), "Copy a whole flat parameter vector in, excluding concurrent predicts")
+      .def("params_copy", [](const Holder& h) { return locked_copy<T>(h, &Network<T>::params); },
+           "A copy of every parameter, consistent even while another thread trains")
       .def("set_trainable", [](Holder& h, std::size_t k, bool on) {
-        std::unique_lock lock(h.mutex);
-        h.net->layer(k).set_trainable(on);
+        Layer<T>& layer = h.net->layer(k);  // range-checked before waiting
+        py::gil_scoped_release release;  // a running fit may need the GIL before its next batch
+        std::unique_lock lock(h.mutex);  // which is where it sees the change
+        layer.set_trainable(on);
       })
       .def("trainable", [](const Holder& h, std::size_t k) { return h.net->layer(k).trainable(); })
       .def("zero_grad", [](Holder& h) {
@@ -146,6 +175,7 @@ void bind_network(py::module_& m) {
         {
           py::gil_scoped_release release;
           std::shared_lock lock(h.mutex);
+          require_finite_params(*h.net);
           h.net->predict(src, n, dst);
         }
         return out;
@@ -158,17 +188,26 @@ void bind_network(py::module_& m) {
         if (n == 0) throw py::value_error("X has no samples");
         Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
         const T* x = X.data();
-        py::gil_scoped_release release;
-        std::unique_lock lock(h.mutex);
-        h.manual.pending = false;  // the gradients no longer belong to that forward
-        Workspace<T> ws = h.net->make_workspace(n, true);
-        h.net->zero_grad();
-        const double value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
-        if (!std::isfinite(value))
-          throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
-        return value;
+        py::array_t<T> grads(static_cast<py::ssize_t>(h.net->num_params()));
+        T* dst = grads.mutable_data();
+        double value = 0;
+        {
+          py::gil_scoped_release release;
+          std::unique_lock lock(h.mutex);
+          h.manual.pending = false;  // the gradients no longer belong to that forward
+          require_finite_params(*h.net);
+          Workspace<T> ws = h.net->make_workspace(n, true);
+          h.net->zero_grad();
+          value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
+          if (!std::isfinite(value))
+            throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
+          // Copied under the lock: a training thread may zero grads() next.
+          std::copy(h.net->grads(), h.net->grads() + h.net->num_params(), dst);
+        }
+        return py::make_tuple(value, grads);
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         py::arg("weights") = py::none(), "Mean loss of (X, targets); gradients are left in grad_view()")
+         py::arg("weights") = py::none(),
+         "(mean loss of (X, targets), a copy of the flat gradient); grad_view() holds it too")
       .def("evaluate", [](const Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
                           std::optional<Labels> labels, const std::string& loss_name,
                           std::optional<CArray<T>> weights) {
@@ -178,6 +217,7 @@ void bind_network(py::module_& m) {
         const T* x = X.data();
         py::gil_scoped_release release;
         std::shared_lock lock(h.mutex);
+        require_finite_params(*h.net);
         return h.net->evaluate(x, t, n, loss);
       }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
          py::arg("weights") = py::none(), "(mean loss, number of correct rows)")
@@ -195,6 +235,7 @@ void bind_network(py::module_& m) {
           std::unique_lock lock(h.mutex);
           ManualPass<T>& manual = h.manual;
           manual.pending = false;
+          require_finite_params(*h.net);
           Pass pass;
           pass.training = training;
           pass.rng = training ? &h.rng : nullptr;

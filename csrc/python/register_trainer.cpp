@@ -1,3 +1,4 @@
+#include <atomic>
 #include <chrono>
 #include <mutex>
 
@@ -17,6 +18,25 @@ struct TrainerHolder {
   py::object network_owner, optimizer_owner;
   NetworkHolder<T>* network;
   std::unique_ptr<Trainer<T>> trainer;
+  // One epoch at a time: a callback that re-enters train_epoch, or a second
+  // thread, would otherwise resize the buffers the running epoch is using.
+  std::atomic<bool> in_epoch{false};
+};
+
+// Marks a trainer busy for the scope, or refuses when it already is.
+class EpochGuard {
+ public:
+  explicit EpochGuard(std::atomic<bool>& flag) : flag_(flag) {
+    if (flag_.exchange(true))
+      throw std::runtime_error("this trainer is already running an epoch (re-entered from a callback, "
+                               "or called from another thread); one Trainer trains one fit at a time");
+  }
+  ~EpochGuard() { flag_.store(false); }
+  EpochGuard(const EpochGuard&) = delete;
+  EpochGuard& operator=(const EpochGuard&) = delete;
+
+ private:
+  std::atomic<bool>& flag_;
 };
 
 template <class T>
@@ -40,6 +60,7 @@ void bind_trainer(py::module_& m) {
       .def("train_epoch", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
                              std::optional<Labels> labels, py::object callback, std::size_t every,
                              std::optional<CArray<T>> weights) {
+        EpochGuard busy(h.in_epoch);
         Network<T>& net = *h.network->net;
         const std::size_t n = check_samples(X.request(), net.input_shape(), "X");
         Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features(), net.rows_per_sample());

@@ -30,7 +30,7 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
     from safetensors.numpy import save
 
     net = trainer.network
-    tensors = {name: np.ascontiguousarray(p) for name, p in net.named_parameters()}
+    tensors = net.state_dict()  # one consistent snapshot, even while another thread trains
     names, buffers, steps = trainer.optimizer_state()
     for name, buf in zip(names, buffers):
         tensors[f"optimizer.{name}"] = buf

@@ -93,7 +93,7 @@ def save_network(network: Any, path: str | os.PathLike, extra_metadata: Mapping[
     extra = check_extra_metadata(extra_metadata)
     meta = network_metadata(network)
     meta.update({EXTRA_PREFIX + key: value for key, value in extra.items()})
-    tensors = {name: np.ascontiguousarray(p) for name, p in network.named_parameters()}
+    tensors = network.state_dict()  # one consistent snapshot, even while another thread trains
     atomic_write(path, save(tensors, metadata=meta))
 
 

@@ -228,14 +228,20 @@ class Network:
             raise ValueError("X has no samples")
         values, labels = as_targets(y, loss, Xc.shape[0], self.output_shape, self._dtype)
         weights = as_sample_weight(sample_weight, Xc.shape[0], self._dtype)
-        value = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
-        grads = {name: np.array(g) for name, g in self.named_gradients()}
-        return float(value), grads
+        value, flat = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
+        return float(value), self._split(flat)
+
+    def _split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """A flat parameter-sized array as {"{k}.{name}": tensor} (views of `flat`)."""
+        return {f"{k}.{name}": flat[offset:offset + int(np.prod(shape))].reshape(shape)
+                for k, name, shape, offset, _l2 in self._tensors}
 
     # ---- state ---------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter, keyed "{k}.weight" / "{k}.bias" (k: layer index)."""
-        return {name: np.array(p) for name, p in self.named_parameters()}
+        """Copies of every parameter, keyed "{k}.weight" / "{k}.bias" (k: layer index),
+        taken together under the network's lock: consistent even while another
+        thread trains it (named_parameters' views are not)."""
+        return self._split(self._core.params_copy())
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Copy parameters in. Every entry is checked first (missing, extra or

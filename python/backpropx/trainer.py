@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from . import _core
 from ._arrays import as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
 from .callbacks import Callback
 from .history import History
+from .interrupts import deferred_interrupt
 from .network import Network, check_loss
 from .optimizers import Adam, Optimizer
 from .progress import Progress
@@ -28,6 +31,30 @@ class GradientWarning(UserWarning):
 # averaged over an epoch's batches.
 VANISHING_RATIO = 1e-5    # a layer's norm below this times the largest layer's
 EXPLODING_NORM = 1e4      # a layer's norm above this
+
+
+def _exclusive(from_callbacks: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Runs a Trainer method alone: never during another thread's fit, nor
+    re-entered from fit's own callbacks unless `from_callbacks` (then it
+    runs at a batch or epoch boundary, where the trainer is consistent)."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+            if from_callbacks and self._busy_thread == threading.get_ident():
+                return method(self, *args, **kwargs)
+            if not self._busy.acquire(blocking=False):
+                where = ("from one of its callbacks" if self._busy_thread == threading.get_ident()
+                         else "in another thread")
+                raise RuntimeError(f"Trainer.{method.__name__} cannot run while this trainer is busy "
+                                   f"{where}; one Trainer runs one fit, checkpoint load or save at a time")
+            self._busy_thread = threading.get_ident()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._busy_thread = None
+                self._busy.release()
+        return guarded
+    return wrap
 
 
 class Trainer:
@@ -94,6 +121,8 @@ class Trainer:
         self.history = History()
         self._callbacks: list[Callback] = []
         self._pending_checkpoints: list[str] = []
+        self._busy = threading.Lock()  # held by fit, load_checkpoint and save_checkpoint
+        self._busy_thread: int | None = None
 
     @staticmethod
     def _clip_arg(value: Any, name: str) -> float | None:
@@ -111,6 +140,7 @@ class Trainer:
         return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
 
     # ---- training --------------------------------------------------------
+    @_exclusive(from_callbacks=False)
     def fit(self, X: Any, y: Any, epochs: int = 1, validation_data: tuple[Any, Any] | None = None,
             verbose: int = 1, callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
             resume_from: str | os.PathLike | None = None, warn_gradients: bool = True,
@@ -150,6 +180,12 @@ class Trainer:
         epoch, batch and layer; the network keeps its last finite weights and
         the exception carries ``.history``. Ctrl-C stops at the next batch
         boundary with the network consistent and returns the History so far.
+
+        One fit at a time per Trainer: calling fit (or load_checkpoint) from
+        one of its callbacks or from another thread while it runs raises
+        RuntimeError. Callbacks may call evaluate, save_checkpoint and the
+        network's predict, evaluate, save, load_state_dict and layer
+        ``trainable`` (effective from the next batch).
         """
         epochs = check_int(epochs, "epochs", 0)
         verbose = check_int(verbose, "verbose", 0)
@@ -172,6 +208,8 @@ class Trainer:
                                 "(X_val, y_val, sample_weight_val)")
             val = self._data(*validation_data[:2], name="validation ",
                              sample_weight=validation_data[2] if len(validation_data) == 3 else None)
+            if val[0].shape[0] == 0:
+                raise ValueError("validation X has no samples")
         elif split > 0:
             n_val = int(math.floor(Xc.shape[0] * split))
             if n_val < 1 or n_val >= Xc.shape[0]:
@@ -184,7 +222,9 @@ class Trainer:
             (Xc, Xv), (values, vv), (labels, lv), (weights, wv) = map(head_tail, (Xc, values, labels, weights))
             val = (Xv, vv, lv, wv)
         if resume_from is not None:
-            self.load_checkpoint(resume_from, callbacks)
+            from .checkpoint import load_checkpoint
+
+            load_checkpoint(self, resume_from, callbacks)
             target = epochs
         else:
             target = self.epochs_done + epochs
@@ -200,9 +240,9 @@ class Trainer:
         warned: set[str] = set()
         batches = math.ceil(Xc.shape[0] / self.batch_size)
         every = max(1, batches // 50)
-        for cb in callbacks:
-            cb.on_train_begin({})
         try:
+            for cb in callbacks:
+                cb.on_train_begin({})
             while self.epochs_done < target and not self.stop_training:
                 epoch = self.epochs_done + 1
                 for cb in callbacks:
@@ -213,8 +253,9 @@ class Trainer:
                 metrics = self._metrics(stats, val)
                 metrics["lr"] = self.optimizer.lr
                 metrics["time"] = time.perf_counter() - start
-                self.epochs_done = epoch
-                history._record(epoch, metrics)
+                with deferred_interrupt():  # the epoch is counted in both places or in neither
+                    self.epochs_done = epoch
+                    history._record(epoch, metrics)
                 progress.end_epoch(epoch, metrics, stats["samples"], metrics["time"])
                 if warn_gradients:
                     self._check_gradients(stats, epoch, warned)
@@ -233,8 +274,11 @@ class Trainer:
                       "after the last completed batch", flush=True)
         finally:
             progress.close()
-        for cb in callbacks:
-            cb.on_train_end({})
+        try:
+            for cb in callbacks:
+                cb.on_train_end({})
+        except KeyboardInterrupt:
+            history.interrupted = True
         return history
 
     def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, epoch: int, every: int,
@@ -279,6 +323,7 @@ class Trainer:
         if not norms:
             return
         largest = max(norms.values())
+        # stacklevel=4 names the user's line: here, fit, its _exclusive wrapper, the caller.
         for k, norm in norms.items():
             ratio = stats["update_ratio"][k]
             layer = f"layer {k} ({self.network.layers[k]!r})"
@@ -286,21 +331,23 @@ class Trainer:
                 warned.add("explode")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
                               f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
-                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=3)
+                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=4)
             if "vanish" not in warned and len(norms) > 1 and largest > 0 and norm < VANISHING_RATIO * largest:
                 warned.add("vanish")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are vanishing (mean norm {norm:.3g}, "
                               f"{norm / largest:.2g} of the largest layer's). Try relu-like activations "
                               "with init='he', fewer layers, or a higher learning rate.",
-                              GradientWarning, stacklevel=3)
+                              GradientWarning, stacklevel=4)
 
     # ---- evaluation ------------------------------------------------------
     def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
+        if Xc.shape[0] == 0:  # no data, no metric (rather than a made-up 0 or NaN)
+            raise ValueError("cannot evaluate on X with no samples")
         loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss, weights)
         out = {"loss": float(loss)}
         if self.loss != "mse":
             rows = Xc.shape[0] * self.network._core.rows_per_sample
-            out["accuracy"] = float(correct) / rows if rows else float("nan")
+            out["accuracy"] = float(correct) / rows
         return out
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
@@ -319,31 +366,39 @@ class Trainer:
         every callback has updated its state (so a resume sees all of it)."""
         self._pending_checkpoints.append(os.fspath(path))
 
+    # Like fit's own state, these are refused from another thread while fit
+    # runs (the optimizer may be reallocating its buffers); callbacks may use them.
+    @_exclusive(from_callbacks=True)
     def optimizer_state(self) -> tuple[list[str], list[np.ndarray], int]:
         """(state buffer names, copies of the buffers, step count) of the optimizer."""
         core = self._opt_core
         return list(core.state_names()), list(core.get_state()), int(core.steps)
 
+    @_exclusive(from_callbacks=True)
     def set_optimizer_state(self, buffers: Sequence[np.ndarray], steps: int) -> None:
         """Restore buffers in ``optimizer_state()``'s order and the step count."""
         self._opt_core.set_state(list(buffers), int(steps))
 
     @property
+    @_exclusive(from_callbacks=True)
     def rng_state(self) -> list[int]:
         """The shuffling/dropout generator's state (xoshiro256**: four 64-bit words)."""
         return list(self._core.get_rng_state())
 
     @rng_state.setter
+    @_exclusive(from_callbacks=True)
     def rng_state(self, state: Sequence[int]) -> None:
         self._core.set_rng_state([int(v) for v in state])
 
     # ---- checkpoints -----------------------------------------------------
+    @_exclusive(from_callbacks=True)
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Atomically write weights, optimizer state, epoch, RNG and callback state."""
         from .checkpoint import save_checkpoint
 
         save_checkpoint(self, path)
 
+    @_exclusive(from_callbacks=False)
     def load_checkpoint(self, path: str | os.PathLike, callbacks: Sequence[Callback] = ()) -> None:
         """Restore a checkpoint into this trainer (same architecture, dtype, loss,
         optimizer kind and batch size); the file is checked before anything changes."""
