@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -88,13 +89,11 @@ def save_network(network: Any, path: str | os.PathLike, extra_metadata: Mapping[
     architecture and comes back from `read_extra_metadata` /
     `load_network_with_metadata`; `load_network` ignores it.
     """
-    from safetensors.numpy import save
-
     extra = check_extra_metadata(extra_metadata)
     meta = network_metadata(network)
     meta.update({EXTRA_PREFIX + key: value for key, value in extra.items()})
     tensors = network.state_dict()  # one consistent snapshot, even while another thread trains
-    atomic_write(path, save(tensors, metadata=meta))
+    atomic_write(path, serialize(tensors, meta))
 
 
 def extra_from_metadata(meta: Mapping[str, str]) -> dict[str, str]:
@@ -111,10 +110,11 @@ def read_extra_metadata(path: str | os.PathLike) -> dict[str, str]:
 def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
     from .layers import layer_from_config
 
-    try:
-        configs = json.loads(meta["layers"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a backpropx model: bad layer list in the header ({exc})") from None
+    from .bounded_json import loads
+
+    if not isinstance(meta.get("layers"), str):
+        raise ValueError("not a backpropx model: the header has no layer list")
+    configs = loads(meta["layers"], "the header's layer list")
     if not isinstance(configs, list) or not configs:
         raise ValueError("not a backpropx model: the header's layer list is empty or not a list")
     layers, trainable = [], []
@@ -125,8 +125,50 @@ def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
             layers.append(layer_from_config({key: v for key, v in cfg.items() if key != "trainable"}))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
-        trainable.append(bool(cfg.get("trainable", True)))
+        flag = cfg.get("trainable", True)
+        if not isinstance(flag, bool):
+            raise ValueError(f"layer {k} in the file has trainable={flag!r:.50}, not true or false")
+        trainable.append(flag)
     return layers, trainable
+
+
+# The largest header backpropx writes or reads (safetensors itself allows 100 MB).
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM, or None where the platform does not say."""
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * page if pages > 0 and page > 0 else None
+
+
+def read_file(path: str | os.PathLike, what: str = "safetensors") -> bytes:
+    """The bytes of a regular file, read up to its size as opened.
+
+    A FIFO, a device such as /dev/zero, a directory or a socket is refused
+    before any read (a FIFO without a writer would block, /dev/zero would
+    never end), and so is a file larger than the machine's memory.
+    """
+    name = os.fspath(path)
+    # O_NONBLOCK: opening a FIFO that has no writer returns at once instead of
+    # waiting forever; it does not change reads of a regular file.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(name, flags)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket"
+                    if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+            raise ValueError(f"{name!r} is not a {what} file: it is {kind}")
+        memory = physical_memory()
+        if memory is not None and info.st_size > memory:
+            raise MemoryError(f"{name!r} holds {info.st_size >> 20} MiB, more than this machine's "
+                              f"{memory >> 20} MiB of memory")
+        return f.read(info.st_size)  # bounded even if the file grows meanwhile
 
 
 def read_checked(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
@@ -134,26 +176,45 @@ def read_checked(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    with open(path, "rb") as f:
-        data = f.read()
+    from .bounded_json import loads
+
+    name = os.fspath(path)
+    data = read_file(path)
     if len(data) < 8:
-        raise ValueError(f"{os.fspath(path)!r} is not a safetensors file: only {len(data)} bytes")
+        raise ValueError(f"{name!r} is not a safetensors file: only {len(data)} bytes")
     header_len = int.from_bytes(data[:8], "little")
-    if header_len > len(data) - 8 or header_len > 16 * 1024 * 1024:
-        raise ValueError(f"{os.fspath(path)!r} is truncated or corrupt: header of {header_len} bytes "
-                         f"in a file of {len(data)}")
+    if header_len > len(data) - 8 or data[8:9] != b"{":
+        raise ValueError(f"{name!r} is not a safetensors file, or is truncated: its first 8 bytes give a "
+                         f"header of {header_len} bytes in a file of {len(data)}")
+    if header_len > MAX_HEADER_BYTES:
+        raise ValueError(f"{name!r} has a header of {header_len} bytes; backpropx reads at most "
+                         f"{MAX_HEADER_BYTES} (it never writes more)")
+    header = loads(data[8:8 + header_len], f"the header of {name!r}")
     try:
-        header = json.loads(data[8:8 + header_len])
         tensors = load(data)
-    except (SafetensorError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise ValueError(f"{os.fspath(path)!r} is not a valid safetensors file: {exc}") from None
+    except (SafetensorError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name!r} is not a valid safetensors file: {exc}") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} was not written by backpropx (no backpropx metadata)")
+        raise ValueError(f"{name!r} was not written by backpropx (no backpropx metadata)")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} has format version {meta.get('format_version')!r}; "
+        raise ValueError(f"{name!r} has format version {meta.get('format_version')!r}; "
                          f"this backpropx reads version {FORMAT_VERSION}")
     return meta, tensors
+
+
+def serialize(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> bytes:
+    """The safetensors bytes of a model or checkpoint, refused (ValueError) when
+    read_checked would refuse them: save never writes what load rejects."""
+    from safetensors.numpy import save
+
+    data = save(tensors, metadata=meta)
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > MAX_HEADER_BYTES:
+        biggest = max(meta, key=lambda k: len(meta[k]))
+        raise ValueError(f"the file's header would take {header_len} bytes, over the {MAX_HEADER_BYTES} "
+                         f"that loading accepts (largest entry: {biggest!r}, {len(meta[biggest])} bytes)")
+    return data
 
 
 def load_network(path: str | os.PathLike) -> Any:

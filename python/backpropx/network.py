@@ -246,6 +246,10 @@ class Network:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Copy parameters in. Every entry is checked first (missing, extra or
         mis-shaped keys, dtype, non-finite values); on any error nothing changes."""
+        self._core.assign_params(self._checked_flat(state_dict))
+
+    def _checked_flat(self, state_dict: Mapping[str, Any]) -> np.ndarray:
+        """The flat parameter vector `state_dict` describes, checked; changes nothing."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
         expected = {f"{k}.{name}": (shape, offset) for k, name, shape, offset, _l2 in self._tensors}
@@ -273,7 +277,7 @@ class Network:
                 raise ValueError(f"state_dict[{key!r}] holds values too large for {self._dtype.name} "
                                  f"(largest magnitude {np.max(np.abs(arr)):g})")
             flat[offset:offset + arr.size] = cast.reshape(-1)
-        self._core.assign_params(flat)
+        return flat
 
     def save(self, path: str | os.PathLike, *, extra_metadata: Mapping[str, str] | None = None) -> None:
         """Save architecture, dtype and weights to a .safetensors file, atomically.
