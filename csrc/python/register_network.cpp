@@ -14,6 +14,21 @@ namespace {
 
 using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
+// An integer of a layer option: a TypeError or ValueError naming it, not
+// pybind11's cast error (a RuntimeError), for anything else or out of range.
+long long option_int(py::handle v, const std::string& key) {
+  if (!py::isinstance<py::int_>(v) || py::isinstance<py::bool_>(v))
+    throw py::type_error("layer option '" + key + "' must hold integers, got " +
+                         std::string(py::str(py::type::handle_of(v).attr("__name__"))));
+  const long long value = PyLong_AsLongLong(v.ptr());
+  if (value == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error("layer option '" + key + "' = " + std::string(py::str(v)) +
+                          " is out of range (at most 2**63 - 1)");
+  }
+  return value;
+}
+
 LayerConfig to_config(const py::dict& d) {
   LayerConfig c;
   for (auto item : d) {
@@ -23,11 +38,11 @@ LayerConfig to_config(const py::dict& d) {
     else if (key == "layers" && (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v)))
       for (auto child : v) c.layers.push_back(to_config(py::cast<py::dict>(child)));
     else if (py::isinstance<py::bool_>(v)) c.ints[key] = py::cast<bool>(v) ? 1 : 0;
-    else if (py::isinstance<py::int_>(v)) c.ints[key] = py::cast<long long>(v);
+    else if (py::isinstance<py::int_>(v)) c.ints[key] = option_int(v, key);
     else if (py::isinstance<py::float_>(v)) c.reals[key] = py::cast<double>(v);
     else if (py::isinstance<py::str>(v)) c.strings[key] = py::cast<std::string>(v);
     else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v))
-      c.int_lists[key] = py::cast<std::vector<long long>>(v);
+      for (auto item : v) c.int_lists[key].push_back(option_int(item, key));
     else if (!v.is_none())
       throw py::type_error("layer option '" + key + "' has unsupported type " +
                            std::string(py::str(py::type::handle_of(v).attr("__name__"))));

@@ -133,13 +133,20 @@ def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, na
     return values, None
 
 
-def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+#: The largest size (features, batch size, ...) the core's 64-bit indices accept;
+#: sizes below it whose memory cannot exist are refused with MemoryError.
+MAX_SIZE = 2**63 - 1
+
+
+def check_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """value as an int, rejecting bools, floats and out-of-range values."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 

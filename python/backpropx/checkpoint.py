@@ -31,6 +31,11 @@ def _callback_key(index: int, cb: Callback) -> str:
 
 
 def save_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
+    atomic_write(path, checkpoint_bytes(trainer))
+
+
+def checkpoint_bytes(trainer: Trainer) -> bytes:
+    """The bytes of a checkpoint of `trainer` (what save_checkpoint writes)."""
     net = trainer.network
     tensors = net.state_dict()  # one consistent snapshot, even while another thread trains
     names, buffers, steps = trainer.optimizer_state()
@@ -55,7 +60,7 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
         "callbacks": bounded_json.dumps({_callback_key(i, cb): cb.state_dict()
                                          for i, cb in enumerate(trainer.callbacks)}, "the callbacks' state"),
     })
-    atomic_write(path, serialize(tensors, meta))
+    return serialize(tensors, meta)
 
 
 def _expect(meta: dict[str, str], key: str, want: str, what: str) -> None:
@@ -104,9 +109,14 @@ def _dry_run(cb: Callback, state: Any, trainer: Trainer, key: str) -> None:
 
 
 def load_checkpoint(trainer: Trainer, path: str | os.PathLike, callbacks: list[Callback]) -> None:
-    meta, tensors = read_checked(path)
+    apply_checkpoint(trainer, *read_checked(path), callbacks, repr(os.fspath(path)))
+
+
+def apply_checkpoint(trainer: Trainer, meta: dict[str, str], tensors: dict[str, np.ndarray],
+                     callbacks: list[Callback], name: str) -> None:
+    """Restore a parsed checkpoint (`name` says where it came from); all or nothing."""
     if meta.get("checkpoint") != "1":
-        raise ValueError(f"{os.fspath(path)!r} is a saved model, not a trainer checkpoint")
+        raise ValueError(f"{name} is a saved model, not a trainer checkpoint")
     net = trainer.network
     _expect(meta, "layers", network_metadata(net)["layers"], "architecture")
     _expect(meta, "dtype", net.dtype.name, "dtype")

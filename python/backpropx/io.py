@@ -173,32 +173,36 @@ def read_file(path: str | os.PathLike, what: str = "safetensors") -> bytes:
 
 def read_checked(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """Header metadata and tensors of a safetensors file, or a clear ValueError/OSError."""
+    return parse_checked(read_file(path), repr(os.fspath(path)))
+
+
+def parse_checked(data: bytes, name: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Header metadata and tensors of safetensors bytes (`name` says where
+    they came from in messages), or a clear ValueError."""
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
     from .bounded_json import loads
 
-    name = os.fspath(path)
-    data = read_file(path)
     if len(data) < 8:
-        raise ValueError(f"{name!r} is not a safetensors file: only {len(data)} bytes")
+        raise ValueError(f"{name} is not a safetensors file: only {len(data)} bytes")
     header_len = int.from_bytes(data[:8], "little")
     if header_len > len(data) - 8 or data[8:9] != b"{":
-        raise ValueError(f"{name!r} is not a safetensors file, or is truncated: its first 8 bytes give a "
+        raise ValueError(f"{name} is not a safetensors file, or is truncated: its first 8 bytes give a "
                          f"header of {header_len} bytes in a file of {len(data)}")
     if header_len > MAX_HEADER_BYTES:
-        raise ValueError(f"{name!r} has a header of {header_len} bytes; backpropx reads at most "
+        raise ValueError(f"{name} has a header of {header_len} bytes; backpropx reads at most "
                          f"{MAX_HEADER_BYTES} (it never writes more)")
-    header = loads(data[8:8 + header_len], f"the header of {name!r}")
+    header = loads(data[8:8 + header_len], f"the header of {name}")
     try:
         tensors = load(data)
     except (SafetensorError, TypeError, ValueError) as exc:
-        raise ValueError(f"{name!r} is not a valid safetensors file: {exc}") from None
+        raise ValueError(f"{name} is not a valid safetensors file: {exc}") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{name!r} was not written by backpropx (no backpropx metadata)")
+        raise ValueError(f"{name} was not written by backpropx (no backpropx metadata)")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{name!r} has format version {meta.get('format_version')!r}; "
+        raise ValueError(f"{name} has format version {meta.get('format_version')!r}; "
                          f"this backpropx reads version {FORMAT_VERSION}")
     return meta, tensors
 
@@ -219,6 +223,17 @@ def serialize(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> bytes:
 
 def load_network(path: str | os.PathLike) -> Any:
     return load_network_with_metadata(path)[0]
+
+
+def network_to_bytes(network: Any) -> bytes:
+    """The bytes `save_network` writes (used to pickle a Network)."""
+    return serialize(network.state_dict(), network_metadata(network))
+
+
+def network_from_bytes(data: bytes) -> Any:
+    """A Network from `network_to_bytes` output, checked as a file would be."""
+    meta, tensors = parse_checked(data, "pickled Network")
+    return _network_from(meta, tensors, "pickled Network")
 
 
 def load_network_with_metadata(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:

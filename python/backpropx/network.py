@@ -289,6 +289,14 @@ class Network:
 
         save_network(self, path, extra_metadata)
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        """Pickle (and copy.deepcopy) as the bytes `save` writes: architecture,
+        dtype, seed, trainable flags and weights; unpickling checks them as
+        `load` does."""
+        from .io import network_from_bytes, network_to_bytes
+
+        return network_from_bytes, (network_to_bytes(self),)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
         """Load a network written by `save`. The file is treated as untrusted."""

@@ -134,6 +134,18 @@ class Optimizer:
             self._network_ref = weakref.ref(network)
         self.lr = checked["lr"]
 
+    # Pickling and copying carry the hyper-parameters only: the C++ states
+    # belong to the trainers built from this object (and to the network it
+    # steps in manual mode), not to the object; a copy steps no network yet.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_values": dict(self._values)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._values = dict(state["_values"])
+        self._cores = weakref.WeakSet()
+        self._network_ref = None
+        self._network_core = None
+
     @property
     def lr(self) -> float:
         return self._values["lr"]

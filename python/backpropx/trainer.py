@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._arrays import as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
+from ._arrays import MAX_SIZE, as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
 from .callbacks import Callback
 from .history import History
 from .interrupts import deferred_interrupt
@@ -98,7 +98,7 @@ class Trainer:
             optimizer = Adam()
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a backpropx optimizer such as bx.Adam(), got {optimizer!r}")
-        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.batch_size = check_int(batch_size, "batch_size", 1, MAX_SIZE)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         self.shuffle = bool(shuffle)
@@ -193,6 +193,7 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be backpropx Callback objects, got {cb!r}")
+            check_int(cb.every, f"{type(cb).__name__}.every", 0, MAX_SIZE)
         split = check_real(validation_split, "validation_split")
         if not 0.0 <= split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {split}")
@@ -405,6 +406,23 @@ class Trainer:
         from .checkpoint import load_checkpoint
 
         load_checkpoint(self, path, list(callbacks))
+
+    # ---- pickling: the settings, the network and a checkpoint's bytes ----------
+    @_exclusive(from_callbacks=True)
+    def __getstate__(self) -> dict[str, Any]:
+        from .checkpoint import checkpoint_bytes
+
+        settings = {"loss": self.loss, "optimizer": self.optimizer, "batch_size": self.batch_size,
+                    "shuffle": self.shuffle, "seed": self.seed, "clip_grad_norm": self.clip_grad_norm,
+                    "clip_grad_value": self.clip_grad_value, "l2": self.l2}
+        return {"network": self.network, "settings": settings, "checkpoint": checkpoint_bytes(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .checkpoint import apply_checkpoint
+        from .io import parse_checked
+
+        self.__init__(state["network"], **state["settings"])  # type: ignore[misc]
+        apply_checkpoint(self, *parse_checked(state["checkpoint"], "pickled Trainer"), [], "pickled Trainer")
 
     def __repr__(self) -> str:
         return (f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "

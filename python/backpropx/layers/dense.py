@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._arrays import check_int
+from .._arrays import MAX_SIZE, check_int
 from .activation import activation_to_onnx, activation_to_torch
 from .base import INITS, Layer, check_activation, register
 
@@ -57,8 +57,8 @@ class Dense(Layer):
     def __init__(self, in_features: int, out_features: int, activation: str | None = None, *,
                  bias: bool = True, init: str = "default") -> None:
         super().__init__()
-        self.in_features = check_int(in_features, "in_features", 1)
-        self.out_features = check_int(out_features, "out_features", 1)
+        self.in_features = check_int(in_features, "in_features", 1, MAX_SIZE)
+        self.out_features = check_int(out_features, "out_features", 1, MAX_SIZE)
         if self.in_features * self.out_features >= 2**62:
             raise ValueError(f"Dense({self.in_features}, {self.out_features}) would need "
                              f"{self.in_features * self.out_features:,} weights, more than any machine holds")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._arrays import check_int
+from .._arrays import MAX_SIZE, check_int
 from .base import Layer, register
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Dropout(Layer):
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= float(p) < 1.0:
             raise ValueError(f"Dropout probability p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self.features = None if features is None else check_int(features, "features", 1)
+        self.features = None if features is None else check_int(features, "features", 1, MAX_SIZE)
 
     @property
     def in_features(self) -> int | None:
