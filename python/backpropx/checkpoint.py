@@ -65,7 +65,7 @@ def checkpoint_bytes(trainer: Trainer) -> bytes:
 
 def _expect(meta: dict[str, str], key: str, want: str, what: str) -> None:
     if meta.get(key) != want:
-        raise ValueError(f"checkpoint {what} is {meta.get(key)!r}, but this trainer's is {want!r}")
+        raise ValueError(f"checkpoint {what} is {meta.get(key)!r:.300}, but this trainer's is {want!r:.300}")
 
 
 def _integer(meta: dict[str, str], key: str, what: str) -> int:

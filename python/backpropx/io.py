@@ -157,17 +157,22 @@ def read_file(path: str | os.PathLike, what: str = "safetensors") -> bytes:
     # waiting forever; it does not change reads of a regular file.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(name, flags)
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
+    try:
+        info = os.fstat(fd)  # of what was opened, so a swapped path cannot slip through
         if not stat.S_ISREG(info.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket"
-                    if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+            mode = info.st_mode
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
             raise ValueError(f"{name!r} is not a {what} file: it is {kind}")
         memory = physical_memory()
         if memory is not None and info.st_size > memory:
             raise MemoryError(f"{name!r} holds {info.st_size >> 20} MiB, more than this machine's "
                               f"{memory >> 20} MiB of memory")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
         return f.read(info.st_size)  # bounded even if the file grows meanwhile
 
 
