@@ -24,6 +24,13 @@ std::size_t checked_mul(std::size_t a, std::size_t b) {
   return a * b;
 }
 
+std::size_t checked_add(std::size_t a, std::size_t b) {
+  if (b > static_cast<std::size_t>(-1) - a)
+    throw AllocationError("size " + std::to_string(a) + " + " + std::to_string(b) +
+                          " overflows the address space");
+  return a + b;
+}
+
 void check_allocation(std::size_t bytes, const std::string& what) {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return;  // unknown: let the allocator decide

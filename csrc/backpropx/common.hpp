@@ -82,6 +82,8 @@ bool all_finite(const T* p, std::size_t n) {
 
 // A product of sizes that would overflow size_t is a MemoryError, not a crash.
 std::size_t checked_mul(std::size_t a, std::size_t b);
+// The same for a sum (a wrapped sum would under-allocate, then write past it).
+std::size_t checked_add(std::size_t a, std::size_t b);
 
 }  // namespace bpx
 

@@ -75,8 +75,9 @@ Workspace<T> Network<T>::make_workspace(std::size_t capacity, bool training) con
   const auto s = stack_.sizes(capacity, training);
   const std::size_t probs = head_softmax_ ? checked_mul(capacity, out_size_) : 0;
   std::size_t bytes = 0;
-  for (std::size_t part : {s.acts, s.caches, s.scratch, s.deltas, probs}) bytes += checked_mul(part, sizeof(T));
-  bytes += checked_mul(s.indices, sizeof(std::int32_t));
+  for (std::size_t part : {s.acts, s.caches, s.scratch, s.deltas, probs})
+    bytes = checked_add(bytes, checked_mul(part, sizeof(T)));
+  bytes = checked_add(bytes, checked_mul(s.indices, sizeof(std::int32_t)));
   check_allocation(bytes, "the work buffers for a batch of " + std::to_string(capacity));
   Workspace<T> ws;
   ws.capacity = capacity;

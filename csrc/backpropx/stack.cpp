@@ -23,12 +23,10 @@ LayerStack<T>::LayerStack(std::vector<std::unique_ptr<Layer<T>>> layers, Shape i
     for (const ParamSpec& spec : layers_[k]->parameter_specs()) {
       std::size_t count = 1;
       for (std::size_t d : spec.shape) count = checked_mul(count, d);
-      seg.size += count;
-      require(seg.offset + seg.size >= seg.offset, "parameter count overflows");
+      seg.size = checked_add(seg.size, count);  // a wrapped sum would under-allocate
     }
     segments_.push_back(seg);
-    num_params_ += seg.size;
-    require(num_params_ >= seg.size, "parameter count overflows");
+    num_params_ = checked_add(num_params_, seg.size);
   }
   output_ = shape;
 }
@@ -43,10 +41,10 @@ template <class T>
 typename LayerStack<T>::Sizes LayerStack<T>::sizes(std::size_t n, bool training) const {
   Sizes s;
   for (const auto& layer : layers_) {
-    if (!layer->aliases_input()) s.acts += checked_mul(n, shape_size(layer->output_shape()));
+    if (!layer->aliases_input()) s.acts = checked_add(s.acts, checked_mul(n, shape_size(layer->output_shape())));
     if (training) {
-      s.caches += layer->cache_size(n);
-      s.indices += layer->index_cache_size(n);
+      s.caches = checked_add(s.caches, layer->cache_size(n));
+      s.indices = checked_add(s.indices, layer->index_cache_size(n));
     }
     s.scratch = std::max(s.scratch, layer->scratch_size(n));
   }
