@@ -19,6 +19,7 @@ import numpy as np
 
 from . import bounded_json
 from .history import History
+from .interrupts import deferred_interrupt
 from .io import atomic_write, network_metadata, read_checked, serialize
 
 if TYPE_CHECKING:
@@ -166,13 +167,15 @@ def apply_checkpoint(trainer: Trainer, meta: dict[str, str], tensors: dict[str, 
             _dry_run(cb, cb_states[key], trainer, key)
             loads.append((cb, cb_states[key]))
 
-    # Everything checked: now change the callbacks, then the trainer.
-    for cb, saved in loads:
-        cb.load_state_dict(saved)
-    net._core.assign_params(flat)
-    trainer.set_optimizer_state(state, steps)
-    trainer.optimizer.lr = lr
-    trainer.rng_state = [int(v) for v in rng]
-    trainer.epochs_done = epochs_done
-    trainer.history.epoch = history.epoch
-    trainer.history.history = history.history
+    # Everything checked: now change the callbacks, then the trainer, with
+    # Ctrl-C held back so that it cannot leave half a checkpoint applied.
+    with deferred_interrupt():
+        for cb, saved in loads:
+            cb.load_state_dict(saved)
+        net._core.assign_params(flat)
+        trainer.set_optimizer_state(state, steps)
+        trainer.optimizer.lr = lr
+        trainer.rng_state = [int(v) for v in rng]
+        trainer.epochs_done = epochs_done
+        trainer.history.epoch = history.epoch
+        trainer.history.history = history.history

@@ -29,20 +29,26 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     The bytes go to a temporary file in the same directory, which is flushed,
     fsynced and renamed over `path`; the directory is fsynced after.
     """
+    from .interrupts import deferred_interrupt
+
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=directory)
+    tmp = None
     try:
+        with deferred_interrupt():  # Ctrl-C cannot fall between creating the file and naming it
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=directory)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        with deferred_interrupt():
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
         raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:

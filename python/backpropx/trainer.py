@@ -230,18 +230,19 @@ class Trainer:
         else:
             target = self.epochs_done + epochs
 
-        for cb in callbacks:
-            cb.set_trainer(self)
-        self._callbacks = callbacks
-        self._pending_checkpoints.clear()
-        self.stop_training = False
         history = self.history if resume_from is not None else History()
-        self.history = history
         progress = Progress(verbose, target)
         warned: set[str] = set()
         batches = math.ceil(Xc.shape[0] / self.batch_size)
         every = max(1, batches // 50)
+        # From here on Ctrl-C returns the History so far; before, it changed nothing.
         try:
+            for cb in callbacks:
+                cb.set_trainer(self)
+            self._callbacks = callbacks
+            self._pending_checkpoints.clear()
+            self.stop_training = False
+            self.history = history
             for cb in callbacks:
                 cb.on_train_begin({})
             while self.epochs_done < target and not self.stop_training:
