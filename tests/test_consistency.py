@@ -105,6 +105,22 @@ def manual_run_from(net, X, y, toggles, batch_size):
     return net.state_dict()
 
 
+# ---- a learning rate of 0 (torch accepts it; schedules reach it) -------------------
+
+def test_cosine_annealing_reaches_a_learning_rate_of_zero_and_goes_on():
+    X, y = data()
+    trainer = bx.Trainer(net3(), optimizer=bx.SGD(lr=0.1), batch_size=16)
+    history = trainer.fit(X, y, epochs=5, verbose=0, callbacks=[bx.CosineAnnealingLR(T_max=2)])
+    assert history["lr"][2] == 0.0 < history["lr"][3]  # the rate of epoch 3 is the one after T_max epochs
+    frozen = trainer.network.state_dict()
+    trainer.optimizer.lr = 0.0
+    trainer.fit(X, y, epochs=1, verbose=0)  # SGD with lr 0 moves nothing
+    for k, v in trainer.network.state_dict().items():
+        np.testing.assert_array_equal(v, frozen[k])
+    for make in (bx.SGD, bx.Adam, bx.AdamW, bx.RMSprop, bx.Adagrad, bx.Rprop):
+        assert make(lr=0.0).lr == 0.0
+
+
 # ---- sizes ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [

@@ -180,12 +180,12 @@ def test_failed_fit_leaves_trainer_state_alone():
 
 # ---- hyper-parameters --------------------------------------------------------------
 @pytest.mark.parametrize("make,exc,match", [
-    (lambda: bx.SGD(lr=0), ValueError, "Invalid learning rate"),
+    (lambda: bx.SGD(lr=-1e-9), ValueError, "Invalid learning rate"),
     (lambda: bx.SGD(lr=-0.1), ValueError, "Invalid learning rate"),
     (lambda: bx.Adam(lr=-1), ValueError, "Invalid learning rate"),
-    (lambda: bx.RMSprop(lr=0.0), ValueError, "Invalid learning rate"),
+    (lambda: bx.RMSprop(lr=-1e-3), ValueError, "Invalid learning rate"),
     (lambda: bx.Adagrad(lr=-1e-3), ValueError, "Invalid learning rate"),
-    (lambda: bx.Rprop(lr=0.0), ValueError, "Invalid learning rate"),
+    (lambda: bx.Rprop(lr=-0.5), ValueError, "Invalid learning rate"),
     (lambda: bx.AdamW(lr=-2.0), ValueError, "Invalid learning rate"),
     (lambda: bx.Adam(betas=(1.0, 0.5)), ValueError, "Invalid beta parameter at index 0"),
     (lambda: bx.Adam(betas=(0.5, -0.5)), ValueError, "Invalid beta parameter at index 1"),

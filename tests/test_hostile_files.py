@@ -201,7 +201,7 @@ def assert_same_state(a: dict, b: dict) -> None:
 BAD_METADATA = [
     ("optimizer_steps", "-1"), ("optimizer_steps", "1.5"), ("optimizer_steps", str(2**64)),
     ("epochs_done", "-3"), ("epochs_done", "many"),
-    ("lr", "0"), ("lr", "-0.1"), ("lr", "nan"), ("lr", "inf"), ("lr", "fast"),
+    ("lr", "-0.1"), ("lr", "nan"), ("lr", "inf"), ("lr", "fast"),
     ("history", "[]"), ("history", '{"epoch": [1], "history": {"loss": ["low"]}}'),
     ("history", '{"epoch": [1.5], "history": {}}'), ("history", '{"epoch": [1], "history": {"loss": [1, 2]}}'),
     ("history", "{not json"),

@@ -96,7 +96,7 @@ class Sgd final : public Optimizer<T> {
         dampening_(get(c, "dampening", 0)),
         wd_(get(c, "weight_decay", 0)),
         nesterov_(get(c, "nesterov", 0) != 0) {
-    check(this->lr > 0, "learning rate", this->lr);
+    check(this->lr >= 0, "learning rate", this->lr);  // torch accepts 0 (schedules reach it)
     check(momentum_ >= 0, "momentum value", momentum_);
     check(wd_ >= 0, "weight_decay value", wd_);
     if (nesterov_ && (momentum_ <= 0 || dampening_ != 0))
@@ -142,7 +142,7 @@ class AdamBase : public Optimizer<T> {
         wd_(get(c, "weight_decay", default_wd)),
         amsgrad_(get(c, "amsgrad", 0) != 0),
         decoupled_(decoupled) {
-    check(this->lr > 0, "learning rate", this->lr);
+    check(this->lr >= 0, "learning rate", this->lr);  // torch accepts 0 (schedules reach it)
     check(eps_ >= 0, "epsilon value", eps_);
     check(beta1_ >= 0 && beta1_ < 1, "beta parameter at index 0", beta1_);
     check(beta2_ >= 0 && beta2_ < 1, "beta parameter at index 1", beta2_);
@@ -239,7 +239,7 @@ class RmsProp final : public Optimizer<T> {
         wd_(get(c, "weight_decay", 0)),
         momentum_(get(c, "momentum", 0)),
         centered_(get(c, "centered", 0) != 0) {
-    check(this->lr > 0, "learning rate", this->lr);
+    check(this->lr >= 0, "learning rate", this->lr);  // torch accepts 0 (schedules reach it)
     check(eps_ >= 0, "epsilon value", eps_);
     check(momentum_ >= 0, "momentum value", momentum_);
     check(wd_ >= 0, "weight_decay value", wd_);
@@ -296,7 +296,7 @@ class Adagrad final : public Optimizer<T> {
         wd_(get(c, "weight_decay", 0)),
         initial_(get(c, "initial_accumulator_value", 0)),
         eps_(get(c, "eps", 1e-10)) {
-    check(this->lr > 0, "learning rate", this->lr);
+    check(this->lr >= 0, "learning rate", this->lr);  // torch accepts 0 (schedules reach it)
     check(lr_decay_ >= 0, "lr_decay value", lr_decay_);
     check(wd_ >= 0, "weight_decay value", wd_);
     check(initial_ >= 0, "initial_accumulator_value value", initial_);
@@ -334,7 +334,7 @@ class Rprop final : public Optimizer<T> {
         eta_plus_(get(c, "eta_plus", 1.2)),
         step_min_(get(c, "step_min", 1e-6)),
         step_max_(get(c, "step_max", 50)) {
-    check(this->lr > 0, "learning rate", this->lr);
+    check(this->lr >= 0, "learning rate", this->lr);  // torch accepts 0 (schedules reach it)
     if (!(0 < eta_minus_ && eta_minus_ < 1 && 1 < eta_plus_))
       throw std::invalid_argument("Invalid eta values: " + std::to_string(eta_minus_) + ", " +
                                   std::to_string(eta_plus_));

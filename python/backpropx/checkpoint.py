@@ -131,8 +131,8 @@ def apply_checkpoint(trainer: Trainer, meta: dict[str, str], tensors: dict[str, 
         lr = float(meta.get("lr", ""))
     except ValueError:
         lr = math.nan
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"checkpoint learning rate is {meta.get('lr')!r:.40}, not a positive number")
+    if not (math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"checkpoint learning rate is {meta.get('lr')!r:.40}, not a non-negative number")
     history = _history(meta.get("history"))
     cb_states = bounded_json.loads(meta.get("callbacks", ""), "the checkpoint's callback state")
     if not isinstance(cb_states, dict):

@@ -153,7 +153,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         value = check_real(value, "lr")
-        if value <= 0:
+        if value < 0:  # 0 is valid, as in torch: CosineAnnealingLR reaches it
             raise ValueError(f"Invalid learning rate: {value}")
         self._values["lr"] = value
         for core in self._cores:
