@@ -1,5 +1,7 @@
 #include "backpropx/common.hpp"
 
+#include <cstdio>
+
 #include <unistd.h>
 
 namespace bpx {
@@ -31,6 +33,26 @@ std::size_t checked_add(std::size_t a, std::size_t b) {
   return a + b;
 }
 
+namespace {
+// MemAvailable + SwapFree from /proc/meminfo (Linux), in bytes; 0 if unknown.
+std::size_t available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long kib = 0, value = 0;
+  bool found = false;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &value) == 1 ||
+        std::sscanf(line, "SwapFree: %llu kB", &value) == 1) {
+      kib += value;
+      found = true;
+    }
+  }
+  std::fclose(f);
+  return found ? static_cast<std::size_t>(kib) * 1024 : 0;
+}
+}  // namespace
+
 void check_allocation(std::size_t bytes, const std::string& what) {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return;  // unknown: let the allocator decide
@@ -39,6 +61,14 @@ void check_allocation(std::size_t bytes, const std::string& what) {
     throw AllocationError(what + " needs " + std::to_string(bytes >> 20) +
                           " MiB, more than this machine's " + std::to_string(physical >> 20) +
                           " MiB of memory");
+  // Linux grants more than it has and kills the process that touches it
+  // (the OOM killer): a large request is compared with what is free now.
+  // Small ones skip the read of /proc (predict calls this every time).
+  if (bytes < (std::size_t{256} << 20)) return;
+  const std::size_t available = available_memory();
+  if (available > 0 && bytes > available)
+    throw AllocationError(what + " needs " + std::to_string(bytes >> 20) + " MiB, more than the " +
+                          std::to_string(available >> 20) + " MiB of memory available now");
 }
 
 }  // namespace bpx

@@ -100,7 +100,8 @@ class AllocationError : public std::bad_alloc {
   std::string message_;
 };
 
-// Throws AllocationError when `bytes` exceed the machine's physical memory.
+// Throws AllocationError when `bytes` exceed the machine's physical memory
+// or (for 256 MiB and more, on Linux) the memory available now.
 void check_allocation(std::size_t bytes, const std::string& what);
 
 }  // namespace bpx

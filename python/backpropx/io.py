@@ -151,6 +151,18 @@ def physical_memory() -> int | None:
     return pages * page if pages > 0 and page > 0 else None
 
 
+def available_memory() -> int | None:
+    """MemAvailable + SwapFree in bytes (Linux), or None where unknown. Linux
+    grants more than it has and kills whoever touches it: big reads compare
+    with this, as the core's allocations do."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+        return sum(int(fields[k].split()[0]) * 1024 for k in (b"MemAvailable", b"SwapFree") if k in fields) or None
+    except (OSError, ValueError):
+        return None
+
+
 def read_file(path: str | os.PathLike, what: str = "safetensors") -> bytes:
     """The bytes of a regular file, read up to its size as opened.
 
@@ -175,6 +187,10 @@ def read_file(path: str | os.PathLike, what: str = "safetensors") -> bytes:
         if memory is not None and info.st_size > memory:
             raise MemoryError(f"{name!r} holds {info.st_size >> 20} MiB, more than this machine's "
                               f"{memory >> 20} MiB of memory")
+        available = available_memory() if info.st_size >= 256 << 20 else None
+        if available is not None and info.st_size > available:
+            raise MemoryError(f"{name!r} holds {info.st_size >> 20} MiB, more than the "
+                              f"{available >> 20} MiB of memory available now")
     except BaseException:
         os.close(fd)
         raise

@@ -19,10 +19,12 @@ from property_helpers import ACTIVATIONS, build, examples, network_specs
 import backpropx as bx
 from backpropx.io import network_to_bytes
 
+# Sizes are tiny or impossible: a possible but huge network (Dense(2**31, 1)
+# is 16 GB) would be built, and fill a CI machine's memory.
 SIZES = st.one_of(st.integers(1, 6), st.integers(1, 6),
-                  st.sampled_from([0, -1, 2**31, 2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 10**30]),
+                  st.sampled_from([0, -1, 2**40, 2**62, 2**62 + 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 10**30]),
                   st.sampled_from([3.0, "3", None, True, np.int64(3), np.uint64(2**63), [3]]))
-JSON_SIZES = st.one_of(st.integers(1, 6), st.sampled_from([0, -1, 2**32, 2**62, 2**63, 2**64, 10**30, 3.0, "3", True]))
+JSON_SIZES = st.one_of(st.integers(1, 6), st.sampled_from([0, -1, 2**40, 2**62, 2**63, 2**64, 10**30, 3.0, "3", True]))
 NAMES = st.one_of(st.sampled_from(ACTIVATIONS), st.sampled_from(["", "RELU", "softmax ", None, 3, "identity"]))
 LOADERS = (ValueError, TypeError, OSError, MemoryError)
 CONSTRUCTION = (ValueError, TypeError, MemoryError)
@@ -59,7 +61,8 @@ def test_networks_of_any_size_are_built_or_refused_cleanly(args, seed, dtype):
     assert net.num_params < 10**7  # anything bigger must have been refused above
     out = None
     try:
-        out = net.predict(np.zeros((2, net.in_features)))
+        if net.in_features <= 10**4:  # (Dropout(features=2**62) alone has no parameters)
+            out = net.predict(np.zeros((2, net.in_features)))
     except (FloatingPointError, MemoryError):
         pass
     assert out is None or (out.shape == (2, net.out_features) and np.isfinite(out).all())
@@ -133,6 +136,8 @@ def test_mutated_model_files_load_or_fail_cleanly(spec, data):
         except LOADERS as exc:
             assert str(exc)
             return
+    if loaded.in_features > 10**4:  # a parameter-free Dropout(features=2**40) file: valid, not fed
+        return
     try:
         out = loaded.predict(np.zeros((2, loaded.in_features)))
     except FloatingPointError:  # absurd but finite weights: an error, never a silent NaN
