@@ -92,7 +92,7 @@ def as_layout(a: np.ndarray, layout: str) -> Any:
     if layout == "reversed" and a.ndim >= 1:
         return np.ascontiguousarray(a[::-1])[::-1]
     if layout == "readonly":
-        b = a.copy()
+        b = np.array(a)  # (a 0-d cast may be a NumPy scalar, which has no flags)
         b.flags.writeable = False
         return b
     if layout == "broadcast" and a.ndim >= 1 and a.shape[0] > 0:
@@ -178,9 +178,14 @@ def build(spec: dict[str, Any]) -> bx.Network:
     return bx.Network(layers, seed=spec["seed"], dtype=spec["dtype"])
 
 
+def dense_indices(net: bx.Network) -> list[int]:
+    """Indices in the network of its Dense layers: reference layer i is network layer dense_indices[i]."""
+    return [k for k, layer in enumerate(net.layers) if isinstance(layer, bx.Dense)]
+
+
 def ref_layers(net: bx.Network) -> list[dict[str, Any]]:
     """The network's Dense layers for tests/reference, in float64 (Dropout is
-    the identity outside training)."""
+    the identity outside training); see dense_indices for their keys."""
     out = []
     for layer in net.layers:
         if isinstance(layer, bx.Dense):
