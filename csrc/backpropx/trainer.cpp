@@ -115,14 +115,6 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
     clip_gradients(segments, add_gradient_norms(norm_sum));
-  // Parameters are finite after every update (an overflowing one is undone),
-  // so non-finite ones were written from outside: through a view or a callback.
-  for (std::size_t k = 0; k < net_.num_layers(); ++k) {
-    const Segment s = net_.layer_segment(k);
-    if (!all_finite(net_.params() + s.offset, s.size))
-      return "the parameters of layer " + std::to_string(k) + " (" + net_.layer(k).kind() +
-             "), which were not finite before this batch (written through a view?)";
-  }
     apply_update(net_, opt_, segments, before_step_, "batch " + std::to_string(b + 1));
     if (b + 1 == batches) stats.update_ratio = update_ratios();
     loss_sum += value * batch_weight;

@@ -42,7 +42,7 @@ LayerConfig to_config(const py::dict& d) {
     else if (py::isinstance<py::float_>(v)) c.reals[key] = py::cast<double>(v);
     else if (py::isinstance<py::str>(v)) c.strings[key] = py::cast<std::string>(v);
     else if (py::isinstance<py::list>(v) || py::isinstance<py::tuple>(v))
-      for (auto item : v) c.int_lists[key].push_back(option_int(item, key));
+      for (auto element : v) c.int_lists[key].push_back(option_int(element, key));
     else if (!v.is_none())
       throw py::type_error("layer option '" + key + "' has unsupported type " +
                            std::string(py::str(py::type::handle_of(v).attr("__name__"))));

@@ -98,7 +98,7 @@ class Optimizer:
         if differ:
             raise ValueError(f"state_dict was saved with {differ[0]}={checked[differ[0]]!r}, this optimizer "
                              f"has {self._values[differ[0]]!r}; create the optimizer with the same settings")
-        if checked["lr"] <= 0:
+        if checked["lr"] < 0:  # 0 is valid, as in torch
             raise ValueError(f"Invalid learning rate: {checked['lr']}")
         steps = state_dict.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
