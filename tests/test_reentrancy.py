@@ -189,6 +189,30 @@ def test_another_trainer_may_train_the_same_network_from_a_callback():
     assert_usable(trainer)
 
 
+def test_manual_mode_on_the_training_network_from_a_callback():
+    # forward/backward/opt.step/zero_grad between two batches: the network is
+    # whole there; fit's next batch starts from fresh gradients.
+    X, y = data()
+    trainer = make_trainer()
+    net = trainer.network
+    manual = bx.SGD(lr=0.01)
+    seen = []
+
+    class Manual(bx.Callback):
+        every = 1
+
+        def on_batch_end(self, batch, logs):
+            out = net.forward(X[:4], training=True)
+            net.backward(np.ones_like(out))
+            manual.step(net)
+            net.zero_grad()
+            seen.append(np.isfinite(out).all())
+
+    trainer.fit(X, y, epochs=2, verbose=0, callbacks=[Manual()])
+    assert seen and all(seen)
+    assert_usable(trainer)
+
+
 # ---- threads ---------------------------------------------------------------------
 
 class Gate(bx.Callback):
@@ -324,6 +348,37 @@ def test_toggling_trainable_from_another_thread_while_fitting():
     finally:
         done.set()
         t.join(60)
+    assert_usable(trainer)
+
+
+def test_manual_mode_in_another_thread_while_fitting():
+    X, y = data(256)
+    trainer = make_trainer()
+    net = trainer.network
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def manual() -> None:
+        opt = bx.SGD(lr=1e-3)
+        try:
+            while not done.is_set():
+                try:
+                    out = net.forward(X[:8], training=True)
+                    net.backward(np.ones_like(out) * 1e-3)
+                    opt.step(net)
+                except ValueError as exc:  # fit ended this forward's pending backward: documented
+                    assert "backward" in str(exc) or "superseded" in str(exc), exc
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=manual)
+    t.start()
+    try:
+        trainer.fit(X, y, epochs=3, verbose=0)
+    finally:
+        done.set()
+        t.join(60)
+    assert not errors, errors
     assert_usable(trainer)
 
 
