@@ -29,10 +29,7 @@ from hypothesis import strategies as st
 
 import backpropx as bx
 
-try:  # tests/ is on sys.path (tests/conftest.py); see test_reference_vs_torch.py
-    import reference as ref
-except ImportError:  # pragma: no cover
-    from tests import reference as ref
+from conftest import ref, ref_stack  # tests/ is on sys.path: tests/conftest.py and tests/reference
 
 _COMMON = dict(deadline=None, database=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -132,20 +129,22 @@ def arrays(draw, shape: tuple[int, ...], values: st.SearchStrategy[float] | None
 
 
 @st.composite
-def shapes_around(draw, rows: int, cols: int) -> tuple[int, ...]:
-    """Usually (rows, cols); sometimes a wrong width, 1-d, 3-d, 0-d or empty."""
+def shapes_around(draw, rows: int, sample: int | tuple[int, ...]) -> tuple[int, ...]:
+    """Usually (rows, *sample); sometimes a wrong last size, flattened, one
+    axis too many, 0-d or empty."""
+    sample = (sample,) if isinstance(sample, int) else tuple(sample)
     kind = draw(st.sampled_from(["right"] * 6 + ["wide", "flat", "deep", "scalar", "empty"]))
     if kind == "wide":
-        return (rows, draw(st.sampled_from([0, cols + 1, max(cols - 1, 0)])))
+        return (rows, *sample[:-1], draw(st.sampled_from([0, sample[-1] + 1, max(sample[-1] - 1, 0)])))
     if kind == "flat":
-        return (rows * cols,)
+        return (rows * int(np.prod(sample)),)
     if kind == "deep":
-        return (rows, cols, 1)
+        return (rows, *sample, 1)
     if kind == "scalar":
         return ()
     if kind == "empty":
-        return (0, cols)
-    return (rows, cols)
+        return (0, *sample)
+    return (rows, *sample)
 
 
 # ---- networks ---------------------------------------------------------------------
@@ -153,68 +152,97 @@ def shapes_around(draw, rows: int, cols: int) -> tuple[int, ...]:
 @st.composite
 def network_specs(draw, max_depth: int = 3, max_width: int = 5, n_in: int | None = None,
                   n_out: int | None = None, last: tuple[str, ...] = ACTIVATIONS) -> dict[str, Any]:
+    """A stack of Dense layers, each hidden one possibly followed by Dropout,
+    an Activation layer, or wrapped in a Residual block; the input is (F,) or
+    a sequence (T, F) that Dense layers map step by step until a Flatten
+    before the last layer (so the output is always (C,))."""
     depth = draw(st.integers(1, max_depth))
     widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
     if n_in is not None:
         widths[0] = n_in
     if n_out is not None:
         widths[-1] = n_out
+    steps = draw(st.sampled_from([None, None, 2, 3])) if depth > 1 and n_in is None else None
     layers = []
     for k in range(depth):
-        act = draw(st.sampled_from(last if k == depth - 1 else ELEMENTWISE))
+        hidden = k < depth - 1
+        act = draw(st.sampled_from(last if not hidden else ELEMENTWISE))
+        extra = draw(st.sampled_from(["none", "none", "dropout", "activation", "residual"])) if hidden else "none"
         layers.append({"in": widths[k], "out": widths[k + 1], "activation": act, "bias": draw(st.booleans()),
-                       "dropout": k < depth - 1 and draw(st.booleans())})
-    return {"layers": layers, "dtype": draw(st.sampled_from(["float64", "float32"])),
+                       "extra": extra, "extra_activation": draw(st.sampled_from(ELEMENTWISE))})
+    return {"layers": layers, "steps": steps, "dtype": draw(st.sampled_from(["float64", "float32"])),
             "seed": draw(st.integers(0, 2**64 - 1)), "init": draw(st.sampled_from(["default", "uniform", "normal"]))}
 
 
 def build(spec: dict[str, Any]) -> bx.Network:
+    def dense(n_in: int, n_out: int, act: str, bias: bool) -> bx.Dense:
+        return bx.Dense(n_in, n_out, activation=None if act == "identity" else act, bias=bias, init=spec["init"])
+
     layers: list[bx.Layer] = []
-    for s in spec["layers"]:
-        layers.append(bx.Dense(s["in"], s["out"], activation=None if s["activation"] == "identity" else s["activation"],
-                               bias=s["bias"], init=spec["init"]))
-        if s["dropout"]:
+    steps = spec.get("steps")
+    last = len(spec["layers"]) - 1
+    for k, s in enumerate(spec["layers"]):
+        n_in = s["in"]
+        if steps and k == last:
+            layers.append(bx.Flatten())
+            n_in = s["in"] * steps
+        if s.get("extra") == "residual":  # y = x + f(x): f keeps the width, then the layer itself
+            layers.append(bx.Residual([dense(n_in, n_in, s["activation"], s["bias"])]))
+        layers.append(dense(n_in, s["out"], s["activation"], s["bias"]))
+        if s.get("extra") == "dropout":
             layers.append(bx.Dropout(0.3))
-    return bx.Network(layers, seed=spec["seed"], dtype=spec["dtype"])
+        elif s.get("extra") == "activation":
+            layers.append(bx.Activation(s["extra_activation"]))
+    input_shape = (steps, spec["layers"][0]["in"]) if steps else (spec["layers"][0]["in"],)
+    event("sequence input" if steps else "flat input")
+    for s in spec["layers"]:
+        if s.get("extra", "none") != "none":
+            event(f"with {s['extra']}")
+    return bx.Network(layers, input_shape=input_shape, seed=spec["seed"], dtype=spec["dtype"])
 
 
-def dense_indices(net: bx.Network) -> list[int]:
-    """Indices in the network of its Dense layers: reference layer i is network layer dense_indices[i]."""
-    return [k for k, layer in enumerate(net.layers) if isinstance(layer, bx.Dense)]
-
-
-def ref_layers(net: bx.Network) -> list[dict[str, Any]]:
-    """The network's Dense layers for tests/reference, in float64 (Dropout is
-    the identity outside training); see dense_indices for their keys."""
-    out = []
-    for layer in net.layers:
-        if isinstance(layer, bx.Dense):
-            out.append({"weight": np.array(layer.weight, dtype=np.float64),
-                        "bias": None if layer.bias is None else np.array(layer.bias, dtype=np.float64),
-                        "activation": None if layer.activation == "identity" else layer.activation})
-    return out
+def magnitudes(layers: list[dict[str, Any]], x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The reference stack run on |x| with |parameters|, each non-identity
+    activation replaced by z -> z + 1 (|f(z)| <= |z| + 1 for every one): an
+    upper bound of every value's magnitude. Also returns the number of layers
+    and the widest sum, for the rounding bound."""
+    count, widest = 0, 1
+    for layer in layers:
+        count += 1
+        kind = layer["kind"]
+        if kind == "dense":
+            W = np.abs(layer["params"]["weight"])
+            x = x @ W.T + np.abs(layer["params"].get("bias", 0.0))
+            widest = max(widest, W.shape[1] + 1)
+            if layer.get("activation") not in (None, "identity"):
+                x = x + 1
+        elif kind == "activation":
+            x = x if layer.get("activation") in (None, "identity") else x + 1
+        elif kind == "flatten":
+            x = x.reshape(x.shape[0], -1)
+        elif kind == "reshape":
+            x = x.reshape(x.shape[0], *layer["shape"])
+        elif kind == "residual":
+            fx, inner, wide = magnitudes(layer["layers"], x)
+            x, count, widest = x + fx, count + inner, max(widest, wide)
+        elif kind != "dropout":
+            raise ValueError(f"no magnitude rule for layer kind {kind!r}")
+    return x, count, widest
 
 
 def reference_output_and_bound(net: bx.Network, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference forward pass in float64 and a bound on how far a correct
-    core may be from it: rounding of every product and sum, propagated through
-    each layer (activations are at most 1.2-Lipschitz), plus the rounding of
-    every output and the absolute error of underflow."""
+    core may be from it: every layer's rounding, relative to the magnitudes
+    its sums can reach, carried through the later layers (activations are at
+    most 1.2-Lipschitz), plus underflow's absolute error."""
     finfo = np.finfo(net.dtype)
     eps, tiny = float(finfo.eps), float(finfo.smallest_subnormal)
-    layers = ref_layers(net)
+    stack = ref_stack(net)
     x = X.astype(net.dtype).astype(np.float64)
-    cache = ref.network_forward(layers, x)
-    bound = np.zeros_like(x)
-    a_prev = x
-    for layer, (a, _z) in zip(layers, cache):
-        W = np.abs(layer["weight"])
-        b = 0.0 if layer["bias"] is None else np.abs(layer["bias"])
-        terms = W.shape[1] + 2
-        bound = 1.2 * (bound @ W.T + terms * eps * (np.abs(a_prev) @ W.T + b) + terms * tiny)
-        bound = bound + (a.shape[1] + 4) * eps * np.abs(a) + tiny
-        a_prev = a
-    return cache[-1][0], bound
+    expected = ref.forward(stack, x)
+    size, count, widest = magnitudes(stack, np.abs(x))
+    factor = count * (widest + 4) * 1.2**count
+    return expected, factor * (eps * size + tiny) + tiny
 
 
 # ---- targets ------------------------------------------------------------------------
@@ -224,7 +252,7 @@ def targets(draw, loss: str, n: int, c: int) -> tuple[Any, str]:
     """(y, form) for `loss`: usually valid, often not (wrong range, kind, shape, values)."""
     valid_forms = {"cross_entropy": ["labels", "float_labels", "rows", "onehot"],
                    "mse": ["values", "flat_values"], "binary_cross_entropy": ["probs", "flat_probs"]}[loss]
-    form = draw(st.sampled_from(valid_forms * 3 + ["out_of_range", "negative", "fractional", "bool", "nan_rows",
+    form = draw(st.sampled_from(valid_forms * 6 + ["out_of_range", "negative", "fractional", "bool", "nan_rows",
                                                    "above_one", "wrong_rows", "wrong_cols", "strings", "nested"]))
     ints = st.integers(0, max(c - 1, 0))
     unit = st.floats(0, 1)

@@ -127,7 +127,7 @@ def test_fit_trains_or_rejects_data_without_changing_anything(spec, loss, data):
     trainer = bx.Trainer(net, loss=loss, optimizer=bx.SGD(lr=0.05, momentum=0.5), batch_size=batch, seed=3)
     twin = bx.Trainer(twin_net, loss=loss, optimizer=bx.SGD(lr=0.05, momentum=0.5), batch_size=batch, seed=3)
     n = data.draw(st.sampled_from([1, 2, 5, 9, 0]), label="n")
-    shape = (n, net.in_features) if data.draw(st.integers(0, 3)) else data.draw(shapes_around(n, net.in_features))
+    shape = (n, *net.input_shape) if data.draw(st.integers(0, 3)) else data.draw(shapes_around(n, net.input_shape))
     X, _, _, _ = data.draw(arrays(shape, values=st.one_of(moderate_float(), moderate_float(), any_float()),
                                   dtypes=NUMERIC if data.draw(st.integers(0, 3)) else DTYPES), label="X")
     y, _ = data.draw(targets(loss, n, net.out_features), label="y")
