@@ -218,10 +218,12 @@ def magnitudes(layers: list[dict[str, Any]], x: np.ndarray) -> tuple[np.ndarray,
                 x = x + 1
         elif kind == "activation":
             x = x if layer.get("activation") in (None, "identity") else x + 1
-        elif kind == "flatten":
-            x = x.reshape(x.shape[0], -1)
-        elif kind == "reshape":
-            x = x.reshape(x.shape[0], *layer["shape"])
+        elif kind in ("flatten", "reshape"):  # sizes spelled out: 0 rows cannot infer a -1
+            size = int(np.prod(x.shape[1:]))
+            shape = [size] if kind == "flatten" else list(layer["shape"])
+            if -1 in shape:
+                shape[shape.index(-1)] = size // int(np.prod([d for d in shape if d != -1]))
+            x = x.reshape(x.shape[0], *shape)
         elif kind == "residual":
             fx, inner, wide = magnitudes(layer["layers"], x)
             x, count, widest = x + fx, count + inner, max(widest, wide)
