@@ -175,6 +175,11 @@ def network_specs(draw, max_depth: int = 3, max_width: int = 5, n_in: int | None
 
 
 def build(spec: dict[str, Any]) -> bx.Network:
+    return bx.Network(**build_args(spec))
+
+
+def build_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of bx.Network for `spec` (fresh layer objects)."""
     def dense(n_in: int, n_out: int, act: str, bias: bool) -> bx.Dense:
         return bx.Dense(n_in, n_out, activation=None if act == "identity" else act, bias=bias, init=spec["init"])
 
@@ -198,7 +203,7 @@ def build(spec: dict[str, Any]) -> bx.Network:
     for s in spec["layers"]:
         if s.get("extra", "none") != "none":
             event(f"with {s['extra']}")
-    return bx.Network(layers, input_shape=input_shape, seed=spec["seed"], dtype=spec["dtype"])
+    return {"layers": layers, "input_shape": input_shape, "seed": spec["seed"], "dtype": spec["dtype"]}
 
 
 def magnitudes(layers: list[dict[str, Any]], x: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -14,6 +14,7 @@ from property_helpers import (
     any_float,
     arrays,
     build,
+    build_args,
     digest,
     examples,
     moderate_float,
@@ -156,3 +157,24 @@ def test_load_state_dict_applies_exactly_or_changes_nothing(spec, data):
                 want = np.asarray(sd[key]).astype(net.dtype)
             np.testing.assert_array_equal(got[key], want, err_msg=key)
         assert all(np.isfinite(p).all() for p in net.parameters())
+
+
+@examples(60)
+@given(spec=network_specs(), data=st.data())
+def test_a_rejected_network_leaves_its_layers_reusable(spec, data):
+    args = build_args(spec)
+    layers = args["layers"]
+    before = [repr(layer._config()) for layer in layers]
+    # A Dense layer whose input width fits nothing before it, somewhere in the stack.
+    at = data.draw(st.integers(0, len(layers)), label="position")
+    wrong = bx.Dense(data.draw(st.integers(50, 60), label="width"), 2)
+    try:
+        bx.Network(**{**args, "layers": layers[:at] + [wrong] + layers[at:]})
+    except (ValueError, TypeError) as exc:
+        assert str(exc)
+    else:
+        raise AssertionError("a layer that fits nothing was accepted")
+    assert [repr(layer._config()) for layer in layers] == before
+    assert all(layer.network is None for layer in layers)
+    net = bx.Network(**args)  # the same layer objects, now in a valid stack
+    assert net.layers == layers
