@@ -91,6 +91,29 @@ def test_n_ranks_equal_one_process_to_rounding(loss, size):
     assert rel(one["1.weight"], network(loss).state_dict()["1.weight"]) > 1e-3   # training moved them
 
 
+def test_n_d_samples_with_a_label_per_time_step_and_sample_weights():
+    # (n, 6, 3) sequences, a Residual block, 6 loss rows per sample: the global weight sum
+    # counts each sample's weight once per row, as one process does
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((45, 6, 3))
+    y = (X.sum(axis=2) > 0).astype(int) + 2 * (X[:, :, 0] > 1)
+    w = rng.uniform(0.5, 2.0, 45)
+
+    def run(group: Group | None) -> tuple[dict[str, np.ndarray], bx.History]:
+        net = bx.Network([bx.Dense(3, 8, activation="tanh"), bx.Residual([bx.Dense(8, 8, activation="relu")]),
+                          bx.Dense(8, 5)], input_shape=(6, 3), seed=2, dtype="float64")
+        trainer = bx.Trainer(net, optimizer=bx.Adam(lr=1e-2), batch_size=8, seed=1, distributed=group)
+        history = trainer.fit(X, y, epochs=3, verbose=0, sample_weight=w, validation_data=(X[:11], y[:11]))
+        return net.state_dict(), history
+
+    one, one_history = run(None)
+    for params, history in results(run_ranks(2, run)):
+        for key in one:
+            assert rel(params[key], one[key]) <= 1e-10, key
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert rel(history.history[key], one_history.history[key]) <= 1e-10, key
+
+
 def test_batches_smaller_than_the_number_of_ranks():
     one, _, _ = train(None, batch_size=2, epochs=1)
     for params, _, _ in results(run_ranks(3, lambda g: train(g, batch_size=2, epochs=1))):

@@ -75,7 +75,7 @@ class DataParallel:
             "optimizer": repr(t.optimizer),
             "trainer settings": (t.batch_size, t.shuffle, t.clip_grad_norm, t.clip_grad_value, t.l2),
             "seed": t.seed,
-            "generator state": list(t._core.get_rng_state()),
+            "generator state": t.rng_state,
             "epochs done": t.epochs_done,
             "epochs to reach": target,
             "callbacks": [type(cb).__name__ for cb in callbacks],
@@ -87,17 +87,17 @@ class DataParallel:
 
     def _broadcast_state(self) -> None:
         t, g = self.trainer, self.group
-        net_core, opt = t.network._core, t._opt_core
-        flat, state, failure = None, [], None
+        net_core = t.network._core
+        flat, state, steps, failure = None, [], 0, None
         try:
             flat = np.array(net_core.flat_params())
-            state = opt.get_state()
+            _names, state, steps = t.optimizer_state()
         except Exception as exc:
             failure = exc
         g.agree(failure=failure)
         if failure is not None:
             raise failure
-        steps, lr, sizes = g.broadcast_object((opt.steps, t.optimizer.lr, [b.size for b in state]))
+        steps, lr, sizes = g.broadcast_object((steps, t.optimizer.lr, [b.size for b in state]))
         buffers = state
         if self.rank != 0:
             try:
@@ -112,23 +112,24 @@ class DataParallel:
             g.broadcast(buf)
         if self.rank != 0:   # after the collectives: a failure here is told at the next one
             net_core.assign_params(flat)
-            opt.set_state(buffers, steps)
+            t.set_optimizer_state(buffers, steps)
             t.optimizer.lr = lr
 
     # ---- every epoch -----------------------------------------------------
     def evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
         """Validation metrics: each process evaluates its contiguous share of
-        the rows; the loss sums, weight sums and correct counts are summed."""
+        the samples; the loss sums, weight sums and correct counts are summed
+        (a sample counts once per loss row, as in Trainer.evaluate)."""
         n, size = Xc.shape[0], self.group.size
+        rows = self.trainer.network._core.rows_per_sample
         lo, hi = n * self.rank // size, n * (self.rank + 1) // size
         payload, failure = (0.0, 0.0, 0.0), None
         if hi > lo:
             try:
-                part = slice(lo, hi)
-                loss, correct = self.trainer.network._core.evaluate(
-                    Xc[part], None if values is None else values[part], None if labels is None else labels[part],
-                    self.trainer.loss, None if weights is None else weights[part])
-                weight = float(hi - lo) if weights is None else float(np.sum(weights[part], dtype=np.float64))
+                part = [_samples(a, lo, hi, n) for a in (Xc, values, labels, weights)]
+                loss, correct = self.trainer.network._core.evaluate(part[0], part[1], part[2], self.trainer.loss,
+                                                                    part[3])
+                weight = rows * (float(hi - lo) if weights is None else float(np.sum(part[3], dtype=np.float64)))
                 payload = (loss * weight, weight, correct)
             except Exception as exc:   # told to the others in the status collective below
                 failure = exc
@@ -137,7 +138,7 @@ class DataParallel:
             raise failure
         out = {"loss": float(loss_sum / weight) if weight > 0 else 0.0}
         if self.trainer.loss != "mse":
-            out["accuracy"] = float(correct) / n if n else float("nan")
+            out["accuracy"] = float(correct) / (n * rows) if n else float("nan")
         return out
 
     def end_epoch(self) -> None:
@@ -163,6 +164,14 @@ def collective(fit: F) -> F:
             return fit(self, *args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def _samples(a: Any, lo: int, hi: int, n: int) -> Any:
+    """Samples [lo, hi) of an array of n samples (labels are flat: one per loss row)."""
+    if a is None:
+        return None
+    per_sample = a.shape[0] // n
+    return a[lo * per_sample:hi * per_sample]
 
 
 def _shape_of(Xc: np.ndarray, values: Any, labels: Any, weights: Any) -> tuple[Any, ...]:

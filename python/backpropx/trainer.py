@@ -316,7 +316,8 @@ class Trainer:
                 warned.add("explode")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
                               f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
-                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=_outside_package())
+                              "clip_grad_norm=, or scaled inputs.", GradientWarning,
+                              stacklevel=_outside_package())
             if "vanish" not in warned and len(norms) > 1 and largest > 0 and norm < VANISHING_RATIO * largest:
                 warned.add("vanish")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are vanishing (mean norm {norm:.3g}, "
