@@ -197,6 +197,21 @@ def crash(outdir: str) -> dict[str, np.ndarray]:
 
 
 @scenario
+def endless(outdir: str) -> dict[str, np.ndarray]:
+    """Trains until stopped from outside (the test sends SIGINT to mpiexec)."""
+
+    class Started(bx.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+            if epoch == 1 and bx.distributed.rank() == 0:
+                open(os.path.join(outdir, "training"), "w").close()
+
+    X, y, _ = classification_data()
+    trainer = small_trainer()
+    trainer.fit(X, y, epochs=1_000_000, verbose=0, callbacks=[Started()])
+    return result(trainer)
+
+
+@scenario
 def resume(outdir: str) -> dict[str, np.ndarray]:
     """2 epochs with a checkpoint, then a fresh trainer resumes to 4; and an
     uninterrupted 4-epoch run to compare with."""

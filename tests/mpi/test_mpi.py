@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +206,34 @@ def test_command_line_trains_one_model_on_two_ranks(tmp_path):
         models[n] = bx.Network.load(out).state_dict()
     for key in models[1]:
         assert rel(models[2][key], models[1][key]) <= 1e-10, key
+
+
+def test_the_distributed_example_runs_on_two_processes(tmp_path):
+    example = HERE.parent.parent / "examples" / "distributed_digits.py"
+    proc = subprocess.run(mpiexec(2, sys.executable, str(example)), env=mpi_env(), capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [line] = proc.stdout.splitlines()   # rank 0 speaks for both
+    accuracy = float(line.rsplit(" ", 1)[1].rstrip("%")) / 100
+    assert line.startswith("2 processes, 20 epochs") and accuracy > 0.9
+
+
+def test_ctrl_c_on_mpiexec_ends_every_rank(tmp_path):
+    proc = subprocess.Popen(mpiexec(2, sys.executable, str(SCENARIOS), "endless", str(tmp_path)), env=mpi_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (tmp_path / "training").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert (tmp_path / "training").exists(), proc.communicate()[0]
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)   # what Ctrl-C in the terminal sends to mpiexec
+        proc.communicate(timeout=PROMPT)
+        assert proc.returncode != 0 and time.monotonic() - start < PROMPT
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_command_line_failure_on_every_rank_exits_with_its_code(tmp_path):
