@@ -233,7 +233,9 @@ def scaling_on_this_machine(repeats: int, quick: bool, btl: str) -> tuple[list[s
 
 def compute_per_rank(name: str, quick: bool) -> dict[int, float]:
     """Seconds per step of one rank at batch B/N, 1 thread, one process
-    (no communication): median of 5 timed epochs."""
+    (no communication): median of 5 timed epochs, in CPU time, which a
+    loaded machine blurs much less than wall time (a cluster node is not
+    shared)."""
     bx.set_num_threads(1)
     B = WORKLOADS[name]["batch"]
     out = {}
@@ -243,8 +245,12 @@ def compute_per_rank(name: str, quick: bool) -> dict[int, float]:
         X, y = make_data(name, b * steps)
         trainer, _ = trainer_for(name, None, batch=b)
         trainer.fit(X, y, epochs=1, verbose=0)
-        history = trainer.fit(X, y, epochs=1 if quick else 5, verbose=0)
-        out[n] = statistics.median(history.history["time"]) / steps
+        times = []
+        for _ in range(1 if quick else 5):
+            start = time.process_time()
+            trainer.fit(X, y, epochs=1, verbose=0)
+            times.append(time.process_time() - start)
+        out[n] = statistics.median(times) / steps
     return out
 
 
@@ -320,6 +326,8 @@ def model_tables(compute: dict[str, dict[int, float]], fits: dict[str, dict[int,
             lines.append("")
             lines.append(f"- {net}: communication passes computation "
                          + (f"at N = {cross}" if cross else "nowhere up to N = 64") + ".")
+    if not fits or not measured:
+        return lines
     btl = next(iter(fits))
     lines += ["", f"The model against this machine: 2 ranks, the all-reduce time measured in part 2 ({btl}) for "
                   "the gradient's size, compute from part 4; samples/s predicted vs measured in part 3:", ""]
@@ -339,6 +347,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 repeat")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--parts", default="1,2,3,4",
+                        help="parts to run (default all; 4 is the model, which uses 2 and 3 when they ran)")
     parser.add_argument("--btl", default="self,sm",
                         help="Open MPI transport of the training runs (default self,sm: shared memory); "
                              "the all-reduce table adds loopback TCP (self,tcp)")
@@ -358,22 +368,30 @@ def main() -> int:
              f"- machine: {os.cpu_count()} logical cores, {platform.machine()}, shared with other sessions "
              f"(load average {before} at the start); backpropx {bx.__version__}, {bx.get_kernel()} kernel, "
              f"Open MPI {mpi_version()}",
-             "", "### 1. Cost of the per-step gradient hook", ""]
-    lines += hook_overhead(repeats, args.quick)
-    lines += ["", "### 2. All-reduce on this machine (2 ranks)", ""]
-    table, fits = allreduce_table(args.quick, list(dict.fromkeys([args.btl, "self,tcp"])))
-    lines += table
-    lines += ["", "### 3. 2 ranks x 1 thread vs 1 rank x 2 threads", ""]
-    table, measured = scaling_on_this_machine(repeats, args.quick, args.btl)
-    lines += table
-    lines += ["", "### 4-5. Per-rank compute and the cluster model", "",
-              "Compute: one rank's step at batch B/N, measured here on 1 thread (forward, backward, "
-              "gradient norms and the whole Adam step, which every rank repeats). Communication: ring "
-              "all-reduce, 2(N-1)/N x bytes / bandwidth + 2(N-1) x latency, latency 10 µs at 10 Gbit/s "
-              "(TCP) and 2 µs at 100 Gbit/s (RDMA), assumed. Steps/s = 1 / (compute + communication); "
-              "speed-up against N = 1. Buckets: the modelled overlap described in step_model()."]
-    compute = {name: compute_per_rank(name, args.quick) for name in ("W1", "W3")}
-    lines += model_tables(compute, fits, measured)
+             ""]
+    parts = set(args.parts.split(","))
+    fits: dict[str, dict[int, float]] = {}
+    measured: dict[str, float] = {}
+    if "1" in parts:
+        lines += ["### 1. Cost of the per-step gradient hook", ""]
+        lines += hook_overhead(repeats, args.quick)
+    if "2" in parts:
+        lines += ["", "### 2. All-reduce on this machine (2 ranks)", ""]
+        table, fits = allreduce_table(args.quick, list(dict.fromkeys([args.btl, "self,tcp"])))
+        lines += table
+    if "3" in parts:
+        lines += ["", "### 3. 2 ranks x 1 thread vs 1 rank x 2 threads", ""]
+        table, measured = scaling_on_this_machine(repeats, args.quick, args.btl)
+        lines += table
+    if "4" in parts:
+        lines += ["", "### 4-5. Per-rank compute and the cluster model", "",
+                  "Compute: one rank's step at batch B/N, measured here on 1 thread in CPU time (forward, "
+                  "backward, gradient norms and the whole Adam step, which every rank repeats). Communication: "
+                  "ring all-reduce, 2(N-1)/N x bytes / bandwidth + 2(N-1) x latency, latency 10 µs at 10 Gbit/s "
+                  "(TCP) and 2 µs at 100 Gbit/s (RDMA), assumed. Steps/s = 1 / (compute + communication); "
+                  "speed-up against N = 1. Buckets: the modelled overlap described in step_model()."]
+        compute = {name: compute_per_rank(name, args.quick) for name in ("W1", "W3")}
+        lines += model_tables(compute, fits, measured)
     lines += ["", f"Run took {time.time() - started:.0f} s; load average at the end {load()}."]
     text = "\n".join(lines) + "\n"
     if args.append:
