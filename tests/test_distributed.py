@@ -114,6 +114,25 @@ def test_n_d_samples_with_a_label_per_time_step_and_sample_weights():
             assert rel(history.history[key], one_history.history[key]) <= 1e-10, key
 
 
+def test_a_memory_mapped_data_set_is_shared_without_a_copy(tmp_path):
+    from backpropx._arrays import as_features
+
+    X, y, w = data()
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    assert np.shares_memory(as_features(mapped, np.dtype("float64"), (12,)), mapped)
+
+    def run(group: Group | None) -> dict[str, np.ndarray]:
+        trainer = bx.Trainer(network(), batch_size=10, seed=3, distributed=group)
+        trainer.fit(mapped, y, epochs=1, verbose=0, sample_weight=w)
+        return trainer.network.state_dict()
+
+    one = run(None)
+    for params in results(run_ranks(2, run)):
+        for key in one:
+            assert rel(params[key], one[key]) <= 1e-10, key
+
+
 def test_batches_smaller_than_the_number_of_ranks():
     one, _, _ = train(None, batch_size=2, epochs=1)
     for params, _, _ in results(run_ranks(3, lambda g: train(g, batch_size=2, epochs=1))):
