@@ -36,7 +36,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_every_example_is_covered():
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
         "weight_table", "xor", "digits", "perturbation_vs_backprop", "fine_tune", "gan", "vae",
-        "policy_gradient"}
+        "policy_gradient", "distributed_digits"}
 
 
 def test_weight_table(in_tmp, capsys):
@@ -230,3 +230,10 @@ def test_command_line_demo(tmp_path):
     again = tmp_path / "again.safetensors"
     net.save(again)
     assert np.array_equal(bx.Network.load(again).predict(X_test), net.predict(X_test))
+
+
+def test_distributed_digits_on_one_process(in_tmp, capsys):
+    # without mpiexec: plain training (tests/mpi/ runs it on two processes)
+    accuracy = load_example("distributed_digits").main(epochs=3)
+    assert 0.85 < accuracy <= 1.0
+    assert f"1 process, 3 epochs of batches of 64: held-out accuracy {accuracy:.2%}" in capsys.readouterr().out

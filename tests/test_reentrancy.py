@@ -255,8 +255,14 @@ def test_a_second_thread_is_refused_while_fit_runs(tmp_path, call):
 
 def test_threads_mixing_everything_see_only_whole_states(tmp_path):
     """One thread trains; others predict, evaluate, take gradients, state dicts,
-    save, load and load_state_dict. Every observation must belong to a state
-    the network really had between two batches."""
+    save and load, while the training thread's callback installs other
+    weights (load_state_dict) with the network unlocked. Every observation
+    must belong to a state the network really had between two batches.
+
+    Only the callback installs weights: it records the state first, so every
+    state the readers can meet is recorded. (A reader thread installing
+    weights could replace a freshly updated state before the callback saw
+    it, and a correct reading of that state would look like a torn one.)"""
     X, y = data(96)
     Xp = X[:10]
     trainer = make_trainer(dtype="float32")
@@ -281,21 +287,32 @@ def test_threads_mixing_everything_see_only_whole_states(tmp_path):
         net.load_state_dict(keep)
     record()
 
+    install = np.random.default_rng(99)
+
     class Record(bx.Callback):
         every = 1
 
         def on_batch_end(self, batch, logs):
             record()
+            cycled.wait(60)  # every kind of reading happens during the fit, however busy the machine
+            if install.integers(3) == 0:
+                net.load_state_dict(loaded[int(install.integers(2))])
 
     observed: dict[str, list] = {"state": [], "predict": [], "grad": [], "saved": []}
     errors: list[BaseException] = []
     done = threading.Event()
 
+    cycled = threading.Event()
+
     def worker(k: int) -> None:
         rng = np.random.default_rng(k)
         try:
+            count = 0
             while not done.is_set():
-                op = int(rng.integers(6))
+                op = count if count < 5 else int(rng.integers(5))  # each kind once, then at random
+                count += 1
+                if count == 6:
+                    cycled.set()
                 if op == 0:
                     observed["state"].append(digest(net.state_dict()))
                 elif op == 1:
@@ -306,10 +323,8 @@ def test_threads_mixing_everything_see_only_whole_states(tmp_path):
                     path = tmp_path / f"w{k}.safetensors"
                     net.save(path)
                     observed["saved"].append(digest(bx.Network.load(path).state_dict()))
-                elif op == 4:
-                    assert np.isfinite(trainer.evaluate(X, y)["loss"])
                 else:
-                    net.load_state_dict(loaded[int(rng.integers(2))])
+                    assert np.isfinite(trainer.evaluate(X, y)["loss"])
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -145,7 +145,8 @@ void Network<T>::backward(const T* x, const T* dy, T* dx, std::size_t n, Workspa
 
 template <class T>
 double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss,
-                                    Workspace<T>& ws, Pass pass, double* correct) {
+                                    Workspace<T>& ws, Pass pass, double* correct,
+                                    double weight_total) {
   require(ws.training, "forward_backward needs a training workspace");
   forward(x, n, ws, pass);
   const T* input = loss_input(loss, x, ws);
@@ -153,7 +154,7 @@ double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Los
   y.group = rows_per_sample();
   T* delta = ws.deltas.data();
   // The (weighted) mean; a batch whose weights are all zero has zero loss and gradient.
-  const double wsum = weight_sum(y, rows);
+  const double wsum = weight_total > 0 ? weight_total : weight_sum(y, rows);
   const double sum = loss_forward_backward(loss, input, y, rows, C, delta, wsum > 0 ? 1.0 / wsum : 0.0);
   const double value = wsum > 0 ? sum / wsum : 0.0;
   if (correct) *correct += count_correct(loss, input, y, rows, C);

@@ -96,8 +96,11 @@ class Network {
   // (call zero_grad first for a fresh gradient). Returns the mean loss of
   // the n samples' rows (weighted by y.weights when given) and adds the
   // number of correct rows to *correct when given.
+  // weight_total > 0 divides by it instead of the rows' own weight sum: the
+  // samples are one process's part of a data-parallel batch of that weight,
+  // and the loss and gradient are its share of the batch mean.
   double forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss, Workspace<T>& ws,
-                          Pass pass, double* correct = nullptr);
+                          Pass pass, double* correct = nullptr, double weight_total = 0);
 
   // Inference on n samples into out (n, out_features). Uses its own buffers,
   // so any number of threads may call it at once. Throws NonFiniteError

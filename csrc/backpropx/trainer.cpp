@@ -25,6 +25,15 @@ double sum_squares(const T* p, std::size_t n) {
   for (double lane : lanes) sum += lane;
   return sum;
 }
+
+// A seed for process `rank`'s dropout stream from the shared generator's
+// state, which it does not advance (so a network without dropout draws the
+// shuffles of a single process).
+std::uint64_t stream_seed(const Rng::State& s, std::size_t rank) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(rank) + 1);
+  for (std::uint64_t w : s) h = (h ^ w) * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull;
+  return h;
+}
 }  // namespace
 
 template <class T>
@@ -38,6 +47,13 @@ template <class T>
 void Trainer<T>::set_l2(double alpha) {
   require(alpha >= 0 && std::isfinite(alpha), "the L2 penalty must be a non-negative number");
   l2_ = alpha;
+}
+
+template <class T>
+void Trainer<T>::set_data_parallel(DataParallel<T> dp) {
+  require(dp.size >= 1 && dp.rank < dp.size, "data-parallel rank " + std::to_string(dp.rank) +
+                                                 " is not in [0, " + std::to_string(dp.size) + ")");
+  dp_ = std::move(dp);
 }
 
 template <class T>
@@ -78,13 +94,15 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
                                    std::size_t every) {
   require(n > 0, "cannot train on an empty data set");
   const std::size_t bs = std::min(batch_size_, n);
+  const bool shared = static_cast<bool>(dp_.reduce);
+  const std::size_t rows = shared ? (bs + dp_.size - 1) / dp_.size : bs;  // most rows of a step
   // Buffers are sized once per size of data set, never inside the batch loop.
-  if (ws_.capacity != bs) {
-    ws_ = net_.make_workspace(bs, true);
-    batch_x_.assign(checked_mul(bs, net_.in_features()), T(0));
-    batch_y_.assign(checked_mul(bs, net_.out_features()), T(0));
-    batch_labels_.assign(checked_mul(bs, net_.rows_per_sample()), 0);
-    batch_w_.assign(bs, T(1));
+  if (ws_.capacity != rows) {
+    ws_ = net_.make_workspace(rows, true);
+    batch_x_.assign(checked_mul(rows, net_.in_features()), T(0));
+    batch_y_.assign(checked_mul(rows, net_.out_features()), T(0));
+    batch_labels_.assign(checked_mul(rows, net_.rows_per_sample()), 0);
+    batch_w_.assign(rows, T(1));
   }
   if (order_.size() != n) order_.resize(n);
   std::iota(order_.begin(), order_.end(), std::uint64_t{0});
@@ -96,19 +114,30 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   Pass pass;
   pass.training = true;
   pass.rng = &rng_;
+  if (shared) {
+    // Each process masks its own rows: a stream per process. Dropout cannot
+    // draw a single process's bits without drawing every rank's rows.
+    dropout_rng_ = Rng(stream_seed(rng_.state(), dp_.rank));
+    pass.rng = &dropout_rng_;
+  }
+  bool drew = false;
   EpochStats stats;
   const std::size_t batches = (n + bs - 1) / bs;
   double loss_sum = 0, weight_total = 0, correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t start = b * bs, m = std::min(bs, n - start);
-    const Targets<T> target = gather_batch(X, y, start, m);
-    const double batch_weight = weight_sum(target, m * net_.rows_per_sample());
     // Read per batch: a callback that freezes or unfreezes a layer acts at
     // the next batch, exactly as in manual mode.
     refresh_segments(segments);
-
-    net_.zero_grad();
-    double value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
+    double batch_weight = 0, value = 0;
+    if (shared) {
+      value = shared_batch_gradient(X, y, start, m, pass, batch_weight, correct, drew);
+    } else {
+      const Targets<T> target = gather_batch(X, y, start, m);
+      batch_weight = weight_sum(target, m * net_.rows_per_sample());
+      net_.zero_grad();
+      value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
+    }
     if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(batch_weight);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
@@ -124,6 +153,7 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     if (on_batches && every > 0 && ((b + 1) % every == 0 || b + 1 == batches))
       on_batches({b + 1, batches, stats.samples, weight_total > 0 ? loss_sum / weight_total : 0.0});
   }
+  if (drew) rng_.next_u64();  // so the next epoch's masks differ, on every process alike
   stats.loss = weight_total > 0 ? loss_sum / weight_total : 0.0;
   stats.grad_norm.assign(L, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t k = 0; k < L; ++k)
@@ -161,6 +191,37 @@ Targets<T> Trainer<T>::gather_batch(const T* X, Targets<T> y, std::size_t start,
   else target.values = batch_y_.data();
   if (y.weights) target.weights = batch_w_.data();
   return target;
+}
+
+template <class T>
+double Trainer<T>::shared_batch_gradient(const T* X, Targets<T> y, std::size_t start,
+                                         std::size_t m, const Pass& pass, double& batch_weight,
+                                         double& correct, bool& drew) {
+  // The whole batch's weight sum, as a single process sums it: each
+  // sample's weight once per loss row, in order.
+  const std::size_t R = net_.rows_per_sample();
+  batch_weight = static_cast<double>(m * R);
+  if (y.weights) {
+    batch_weight = 0;
+    for (std::size_t r = start; r < start + m; ++r)
+      for (std::size_t i = 0; i < R; ++i) batch_weight += static_cast<double>(y.weights[order_[r]]);
+  }
+  // This process's rows: [lo, hi) of the batch (none when m < size).
+  const std::size_t lo = start + m * dp_.rank / dp_.size;
+  const std::size_t hi = start + m * (dp_.rank + 1) / dp_.size;
+  net_.zero_grad();
+  sums_ = StepSums{};
+  const Rng::State before = dropout_rng_.state();
+  if (hi > lo) {
+    const Targets<T> target = gather_batch(X, y, lo, hi - lo);
+    sums_.loss = net_.forward_backward(batch_x_.data(), target, hi - lo, loss_, ws_, pass,
+                                       &sums_.correct, batch_weight);
+  }
+  sums_.draws = dropout_rng_.state() != before ? 1.0 : 0.0;
+  dp_.reduce(net_.grads(), net_.num_params(), sums_);
+  correct += sums_.correct;
+  drew = drew || sums_.draws > 0;
+  return sums_.loss;
 }
 
 template <class T>

@@ -40,6 +40,34 @@ struct BatchProgress {
   double loss = 0;          // running mean loss
 };
 
+// One data-parallel step's values of this process, summed over all
+// processes together with the gradients (see DataParallel).
+struct StepSums {
+  double loss = 0;     // this process's share of the global batch's mean loss
+  double correct = 0;  // correct predictions among this process's rows
+  double draws = 0;    // 1 when a layer drew random numbers (dropout) in this step
+  // Zero from the trainer and ignored after the sum: the reducer's own flags
+  // (e.g. "stop: a process was interrupted"), agreed on in the same collective.
+  double reducer[2] = {0, 0};
+};
+
+// Data-parallel training as process `rank` of `size` (DESIGN.md, "Distributed
+// training"). Every process holds the whole data set and draws the same
+// shuffle; each global batch of batch_size rows is split into `size`
+// contiguous parts, and this process computes the gradient of part `rank`,
+// already divided by the whole batch's weight sum. `reduce` is called once
+// per step, after backward and before anything looks at the gradients; it
+// must replace the flat gradient buffer and the StepSums by their sums over
+// all processes (an all-reduce), which makes them the one-process values of
+// the global batch. The L2 penalty, the finiteness check, clipping, the update
+// and every statistic then see only sums, so every process takes the same
+// decisions and the same step. `reduce` may throw to stop all processes alike.
+template <class T>
+struct DataParallel {
+  std::size_t rank = 0, size = 1;
+  std::function<void(T* grads, std::size_t count, StepSums& sums)> reduce;
+};
+
 template <class T>
 class Trainer {
  public:
@@ -60,6 +88,9 @@ class Trainer {
                          std::size_t every = 0);
 
   void set_clipping(const Clipping& c);
+  // Data-parallel training from the next epoch on; a DataParallel without
+  // `reduce` returns to single-process training.
+  void set_data_parallel(DataParallel<T> dp);
   // L2 penalty on the tensors whose ParamSpec asks for it (weights, not
   // biases), as scikit-learn's MLP `alpha`: each batch adds
   // 0.5 * alpha * ||W||^2 / B to the loss and alpha * W / B to the weight
@@ -76,6 +107,10 @@ class Trainer {
   void refresh_segments(std::vector<Segment>& segments) const;
   // Copies batch rows order_[start, start + m) into the batch buffers.
   Targets<T> gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m);
+  // Data-parallel: this process's part of batch [start, start + m), reduced
+  // through dp_; returns the batch's mean loss and sets its weight sum.
+  double shared_batch_gradient(const T* X, Targets<T> y, std::size_t start, std::size_t m,
+                               const Pass& pass, double& batch_weight, double& correct, bool& drew);
   // Adds each trainable layer's gradient norm to norm_sum; returns the squared global norm.
   double add_gradient_norms(std::vector<double>& norm_sum) const;
   void clip_gradients(const std::vector<Segment>& segments, double total_sq);
@@ -96,6 +131,9 @@ class Trainer {
   std::vector<T> batch_x_, batch_y_, batch_w_;
   std::vector<std::int64_t> batch_labels_;
   std::vector<std::uint64_t> order_;
+  DataParallel<T> dp_;
+  StepSums sums_;     // a member, so a reducer's view of it never dangles
+  Rng dropout_rng_;   // data-parallel: this process's dropout stream
 };
 
 }  // namespace bpx

@@ -1,5 +1,6 @@
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <mutex>
 
 #include "backpropx/trainer.hpp"
@@ -16,6 +17,7 @@ using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forceca
 template <class T>
 struct TrainerHolder {
   py::object network_owner, optimizer_owner;
+  py::object reducer;  // the data-parallel reduce callable, kept alive here
   NetworkHolder<T>* network;
   std::unique_ptr<Trainer<T>> trainer;
   // One epoch at a time: a callback that re-enters train_epoch, or a second
@@ -106,6 +108,32 @@ void bind_trainer(py::module_& m) {
         h.trainer->set_clipping(Clipping{value, norm});
       }, py::arg("clip_value"), py::arg("clip_norm"))
       .def("set_l2", [](Holder& h, double alpha) { h.trainer->set_l2(alpha); }, py::arg("alpha"))
+      .def("set_data_parallel", [](Holder& h, std::size_t rank, std::size_t size,
+                                   py::object reduce) {
+        static_assert(sizeof(StepSums) == 5 * sizeof(double) &&
+                          offsetof(StepSums, reducer) == 3 * sizeof(double),
+                      "StepSums is viewed as 5 doubles");
+        DataParallel<T> dp{rank, size, nullptr};
+        if (!reduce.is_none()) {
+          // A borrowed handle: the holder owns the callable, so copies of the
+          // std::function never touch reference counts without the GIL.
+          py::handle fn = reduce;
+          dp.reduce = [fn](T* grads, std::size_t count, StepSums& sums) {
+            // Runs inside train_epoch with the network lock held; every binding
+            // that takes the lock releases the GIL first, so this cannot deadlock.
+            py::gil_scoped_acquire gil;
+            py::array_t<T> g(static_cast<py::ssize_t>(count), grads, py::none());
+            py::array_t<double> s(5, &sums.loss, py::none());
+            fn(g, s);
+          };
+        }
+        h.trainer->set_data_parallel(std::move(dp));
+        h.reducer = std::move(reduce);
+      }, py::arg("rank"), py::arg("size"), py::arg("reduce"),
+         "Data-parallel training (DataParallel in trainer.hpp): reduce(grads, sums) is called "
+         "once per step with views (no copies; valid during the call only) of the flat gradient "
+         "buffer and of the step's 5 float64 sums (loss share, correct, draws, two reducer "
+         "flags); it must replace both by their sums over all processes. None: one process.")
       .def("get_rng_state", [](Holder& h) { return h.trainer->rng().state(); })
       .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.trainer->rng().set_state(s); });
 }

@@ -6,9 +6,11 @@
 >>> trainer = bx.Trainer(net, loss="cross_entropy", optimizer=bx.Adam(lr=1e-3), batch_size=32)
 """
 
+from . import distributed
 from ._core import NonFiniteError, __version__
 from .callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
 from .datasets import load_digits, train_test_split
+from .distributed import DistributedError, MPIGroup
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
 from .layers import ACTIVATIONS, Activation, Dense, Dropout, Flatten, Layer, Reshape, Residual
@@ -40,6 +42,7 @@ __all__ = [
     "Callback",
     "CosineAnnealingLR",
     "Dense",
+    "DistributedError",
     "Dropout",
     "EarlyStopping",
     "ExponentialLR",
@@ -48,6 +51,7 @@ __all__ = [
     "History",
     "LRSchedule",
     "Layer",
+    "MPIGroup",
     "ModelCheckpoint",
     "Network",
     "NonFiniteError",
@@ -58,6 +62,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "config",
+    "distributed",
     "get_kernel",
     "get_num_threads",
     "gradcheck",

@@ -163,8 +163,14 @@ class ModelCheckpoint(Callback):
         return f"ModelCheckpoint({self.path!r}, save_best_only={self.save_best_only})"
 
 
+def _writes_files(trainer: Trainer | None) -> bool:
+    """Of the processes of a distributed run, only rank 0 writes files."""
+    return trainer is None or trainer.distributed is None or trainer.distributed.rank == 0
+
+
 class CSVLogger(Callback):
-    """Append one row per epoch (epoch and every metric) to a CSV file."""
+    """Append one row per epoch (epoch and every metric) to a CSV file (in a
+    distributed run, rank 0 writes it)."""
 
     def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
         super().__init__()
@@ -173,11 +179,15 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
+        if not _writes_files(self.trainer):
+            return
         if not self.append and os.path.exists(self.path):
             os.unlink(self.path)
         self._keys = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if not _writes_files(self.trainer):
+            return
         row = {"epoch": epoch, **{k: v for k, v in logs.items() if np.isscalar(v)}}
         new_file = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         if self._keys is None:

@@ -5,6 +5,10 @@ malformed files, missing columns, non-numeric data), 1 unexpected failures
 (and training that diverges). Errors go to stderr as one line naming the
 problem; unexpected ones add a traceback.
 
+Under ``mpiexec -n N`` (N > 1), ``train`` trains one model data-parallel on
+all N processes (README, "Distributed training"): rank 0 prints and saves;
+a failure on any process ends all of them with its message.
+
 Models written by ``train`` are ordinary backpropx .safetensors files whose
 first layer takes the raw (unscaled) features: the standardization used for
 training is folded into the first layer's weights (and, for regression, the
@@ -17,6 +21,7 @@ names and the target column.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -30,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .distributed import DistributedError
 
 COMMANDS = ("train", "predict", "info", "demo")
 MAX_AUTO_CLASSES = 20   # an integer target with at most this many values is taken as class labels
@@ -306,6 +313,18 @@ def format_label(label: Any) -> str:
 
 
 # ---- commands ------------------------------------------------------------------
+def _launched_group() -> Any:
+    """Every process of an `mpiexec -n N` launch with N > 1, which then train
+    one model together; None otherwise. Automatic, because N copies of a
+    single-process run would only race to write the same files."""
+    from . import distributed
+
+    try:
+        return distributed.world()
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _check_writable(out: str) -> None:
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
@@ -358,7 +377,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     n = X.shape[0]
     inferred = args.task is None
     task = infer_task(y) if inferred else args.task
-    say = (lambda *a: None) if args.quiet else print
+    group = getattr(args, "group", None)
+    say = (lambda *a: None) if args.quiet or (group is not None and group.rank != 0) else print
 
     extra: dict[str, str] = {"cli_format": CLI_FORMAT, "task": task}
     if data.feature_names is not None:
@@ -412,7 +432,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         + (f", validating on {n_val}" if n_val else "") + f" from {data.source}")
     say(net)
     trainer = bx.Trainer(net, loss=loss, optimizer=bx.Adam(lr=args.lr), batch_size=args.batch_size,
-                         seed=args.seed)
+                         seed=args.seed, distributed=group)
     validation = (Xs[val_idx], fit_targets[val_idx]) if n_val else None
     try:
         trainer.fit(Xs[train_idx], fit_targets[train_idx], epochs=args.epochs, validation_data=validation,
@@ -431,7 +451,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             say(_regression_report(name, pred, targets[idx]))
     try:
-        net.save(args.out, extra_metadata=extra)
+        if group is None or group.rank == 0:
+            net.save(args.out, extra_metadata=extra)
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     say(f"model saved to {os.path.abspath(args.out)}")
@@ -649,11 +670,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         return 2
     try:
-        return args.func(args)
+        args.group = _launched_group() if args.command == "train" else None
+        with contextlib.nullcontext() if args.group is None else args.group.together():
+            return args.func(args)
     except UsageError as exc:
         print(f"backpropx {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Failure as exc:
+    except (Failure, DistributedError) as exc:
         print(f"backpropx {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

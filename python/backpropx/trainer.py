@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -15,7 +16,9 @@ import numpy as np
 
 from . import _core
 from ._arrays import MAX_SIZE, as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
+from ._data_parallel import DataParallel, collective
 from .callbacks import Callback
+from .distributed import Group
 from .history import History
 from .interrupts import deferred_interrupt
 from .network import Network, check_loss
@@ -57,6 +60,18 @@ def _exclusive(from_callbacks: bool) -> Callable[[Callable[..., Any]], Callable[
     return wrap
 
 
+def _outside_package() -> int:
+    """The stacklevel of warnings.warn, called by our caller, that points at
+    the first frame outside backpropx (fit runs inside a wrapper)."""
+    level, frame = 2, sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 class Trainer:
     """Trains a Network on (X, y) with a loss and an optimizer.
 
@@ -85,12 +100,15 @@ class Trainer:
         -- the denominator of the batch's mean loss). Weights are what
         the layers mark as such (ParamSpec), inside Residual blocks too. For
         decay applied by the optimizer instead, use its ``weight_decay``.
+    distributed: a ``bx.MPIGroup()`` to train data-parallel on every process
+        of an ``mpiexec`` launch (README, "Distributed training"): the same
+        result as one process with the same global ``batch_size``.
     """
 
     def __init__(self, network: Network, loss: str = "cross_entropy", optimizer: Optimizer | None = None,
                  batch_size: int = 32, shuffle: bool = True, seed: int = 0, *,
                  clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
-                 l2: float = 0.0) -> None:
+                 l2: float = 0.0, distributed: Group | None = None) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a backpropx Network, got {type(network).__name__}")
         self.loss = check_loss(loss)
@@ -123,6 +141,10 @@ class Trainer:
         self._pending_checkpoints: list[str] = []
         self._busy = threading.Lock()  # held by fit, load_checkpoint and save_checkpoint
         self._busy_thread: int | None = None
+        if distributed is not None and not isinstance(distributed, Group):
+            raise TypeError(f"distributed must be a backpropx Group such as bx.MPIGroup(), got {distributed!r}")
+        self.distributed = distributed
+        self._dp = DataParallel(self, distributed) if distributed is not None and distributed.size > 1 else None
 
     @staticmethod
     def _clip_arg(value: Any, name: str) -> float | None:
@@ -141,6 +163,7 @@ class Trainer:
 
     # ---- training --------------------------------------------------------
     @_exclusive(from_callbacks=False)
+    @collective
     def fit(self, X: Any, y: Any, epochs: int = 1, validation_data: tuple[Any, Any] | None = None,
             verbose: int = 1, callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
             resume_from: str | os.PathLike | None = None, warn_gradients: bool = True,
@@ -229,6 +252,10 @@ class Trainer:
             target = epochs
         else:
             target = self.epochs_done + epochs
+        if self._dp is not None:
+            self._dp.begin(Xc, values, labels, weights, val, target, callbacks)
+            if self._dp.rank != 0:   # one process speaks for all
+                verbose, warn_gradients = 0, False
 
         history = self.history if resume_from is not None else History()
         progress = Progress(verbose, target)
@@ -263,9 +290,11 @@ class Trainer:
                     self._check_gradients(stats, epoch, warned)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, metrics)
+                if self._dp is not None:
+                    self._dp.end_epoch()
                 # Checkpoints requested this epoch are written after every
                 # callback has updated its state, so a resume sees all of it.
-                for path in self._pending_checkpoints:
+                for path in self._pending_checkpoints if self._dp is None or self._dp.rank == 0 else ():
                     self.save_checkpoint(path)
                 self._pending_checkpoints.clear()
         except KeyboardInterrupt:
@@ -312,7 +341,8 @@ class Trainer:
         if not math.isnan(stats["accuracy"]):
             metrics["accuracy"] = stats["accuracy"]
         if val is not None:
-            for key, value in self._evaluate(*val).items():
+            evaluate = self._evaluate if self._dp is None else self._dp.evaluate
+            for key, value in evaluate(*val).items():
                 metrics[f"val_{key}"] = value
         for k, (norm, ratio) in enumerate(zip(stats["grad_norm"], stats["update_ratio"])):
             if not math.isnan(norm):
@@ -333,13 +363,14 @@ class Trainer:
                 warned.add("explode")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are exploding (mean norm {norm:.3g}, "
                               f"update/weight ratio {ratio:.3g}). Try a lower learning rate, "
-                              "clip_grad_norm=, or scaled inputs.", GradientWarning, stacklevel=4)
+                              "clip_grad_norm=, or scaled inputs.", GradientWarning,
+                              stacklevel=_outside_package())
             if "vanish" not in warned and len(norms) > 1 and largest > 0 and norm < VANISHING_RATIO * largest:
                 warned.add("vanish")
                 warnings.warn(f"epoch {epoch}: gradients of {layer} are vanishing (mean norm {norm:.3g}, "
                               f"{norm / largest:.2g} of the largest layer's). Try relu-like activations "
                               "with init='he', fewer layers, or a higher learning rate.",
-                              GradientWarning, stacklevel=4)
+                              GradientWarning, stacklevel=_outside_package())
 
     # ---- evaluation ------------------------------------------------------
     def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
