@@ -92,10 +92,13 @@ def save_network(network: Any, path: str | os.PathLike, extra_metadata: Mapping[
     """Write `network` to a .safetensors file, atomically.
 
     `extra_metadata` (str -> str) is stored in the header beside the
-    architecture and comes back from `read_extra_metadata` /
-    `load_network_with_metadata`; `load_network` ignores it.
+    architecture, together with ``network.metadata``, and comes back as the
+    loaded network's ``metadata`` (also from `read_extra_metadata` /
+    `load_network_with_metadata`).
     """
-    extra = check_extra_metadata(extra_metadata)
+    # The network's own metadata (class labels, feature names) travels with it;
+    # `extra_metadata` adds to it and wins on equal keys.
+    extra = {**check_extra_metadata(network.metadata), **check_extra_metadata(extra_metadata)}
     meta = network_metadata(network)
     meta.update({EXTRA_PREFIX + key: value for key, value in extra.items()})
     tensors = network.state_dict()  # one consistent snapshot, even while another thread trains
@@ -266,7 +269,9 @@ def network_from_bytes(data: bytes) -> Any:
 def load_network_with_metadata(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
     """The network in a model file and the `extra_metadata` it was saved with (one read)."""
     meta, tensors = read_checked(path)
-    return _network_from(meta, tensors, path), extra_from_metadata(meta)
+    net, extra = _network_from(meta, tensors, path), extra_from_metadata(meta)
+    net.metadata = dict(extra)
+    return net, extra
 
 
 def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: str | os.PathLike) -> Any:
