@@ -85,7 +85,7 @@ def check_values(X: np.ndarray, dtype: str, names: list[str] | None, describe: C
             row = int(rows[i]) if rows is not None else i
             name = repr(names[j]) if names is not None else str(j)
             value = X.reshape(X.shape[0], -1)[i, j]
-            raise UsageError(f"{describe(row)}: {what} {name} holds {value!r}; {problem}")
+            raise UsageError(f"{describe(row)}: {what} {name} holds {float(value):.6g}; {problem}")
 
 
 # ---- .npz ----------------------------------------------------------------------

@@ -103,11 +103,9 @@ def prepare_csv(args: argparse.Namespace) -> Prepared:
     notes: list[str] = []
     rows = np.arange(table.n_rows)
     target = table.columns[args.target]
+    if args.missing == "error":
+        first_missing(table, [name for name in table.header if name in features or name == args.target])
     if target.missing.any():
-        if args.missing == "error":
-            row = int(np.argmax(target.missing))
-            raise UsageError(f"{table.path}, line {table.line_of(row)}: the target column {args.target!r} has an "
-                             "empty (missing) value; use --missing drop to skip such rows")
         rows = rows[~target.missing]
         notes.append(f"skipped {int(target.missing.sum())} rows without a target value")
     if args.missing == "drop":
@@ -136,6 +134,18 @@ def prepare_csv(args: argparse.Namespace) -> Prepared:
         extra["id_column"] = args.id
     return Prepared(X, y, train, val, encoding.input_names(), extra,
                     lambda i: describe_table(int(rows[i])), notes)
+
+
+def first_missing(table: Table, names: list[str]) -> None:
+    """UsageError for the first missing cell of these columns, in file order."""
+    hits = [(int(np.argmax(m)), k) for k, name in enumerate(names) if (m := table.columns[name].missing).any()]
+    if not hits:
+        return
+    row, k = min(hits)
+    where = f"{table.path}, line {table.line_of(row)}"
+    raise UsageError(f"{where}: column {names[k]!r} has an empty (missing) value; use --missing drop (skip such "
+                     "rows) or --missing impute (fill in the training mean, or no category; rows without a "
+                     "target are skipped)")
 
 
 def _stderr_is_terminal() -> bool:

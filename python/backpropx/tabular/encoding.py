@@ -96,6 +96,12 @@ class Encoding:
         """Inputs (len(rows), n_inputs) float64 of the given data rows, and per
         one-hot column the categories not seen in training (their rows get
         zeros). Missing values are filled when `impute`, else a TableError."""
+        if not impute:   # the first row with a missing value, in any column
+            firsts = [(int(rows[np.argmax(m)]), spec.name) for spec in self.specs
+                      if (m := table.columns[spec.name].missing[rows]).any()]
+            if firsts:
+                row, name = min(firsts)
+                raise missing_error(table, name, row)
         width = len(self.input_names())
         X = np.zeros((len(rows), width))
         unseen: dict[str, list[str]] = {}
@@ -103,8 +109,6 @@ class Encoding:
         for spec in self.specs:
             column = table.columns[spec.name]
             missing = column.missing[rows]
-            if missing.any() and not impute:
-                raise missing_error(table, spec.name, int(rows[np.argmax(missing)]))
             if spec.kind == "number":
                 if column.text is not None:
                     bad = ~missing & ~column.number_cells()[rows]

@@ -71,4 +71,5 @@ def read_csv(path: str, delimiter: str = ",", reader: str = "auto", progress: bo
     finally:
         if bar is not None:
             bar.update(size - bar.n)
+            bar.refresh()   # show the full bar once, whatever the refresh interval skipped
             bar.close()
