@@ -79,6 +79,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---- parser and entry point ------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is reported in one line (with where to look)
+    instead of the whole usage block, as every other error of the command line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def add_table_options(parser: argparse.ArgumentParser) -> None:
     from .tabular import READERS
 
@@ -98,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .tabular.table import MISSING_MARKERS
 
     markers = ", ".join(repr(m) for m in sorted(MISSING_MARKERS))
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="backpropx",
         description="Train dense neural networks by backpropagation (C++ core) and predict with them. "
                     "Without a command, runs the digits demo (the same as `backpropx demo`).",
@@ -111,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                "exit codes: 0 success, 2 usage or data error, 1 unexpected failure",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"backpropx {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train = sub.add_parser(
         "train", help="train a network on a CSV or .npz file and save it",
