@@ -117,6 +117,7 @@ def read_extra_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
+    from .cpp_configs import with_python_flags
     from .layers import layer_from_config
 
     from .bounded_json import loads
@@ -131,7 +132,8 @@ def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
         if not isinstance(cfg, dict):
             raise ValueError(f"layer {k} in the file has an unsupported description: {cfg!r:.200}")
         try:
-            layers.append(layer_from_config({key: v for key, v in cfg.items() if key != "trainable"}))
+            # 0/1 flags of C++-saved files become bools; "trainable" is the network's business
+            layers.append(layer_from_config(with_python_flags({key: v for key, v in cfg.items() if key != "trainable"})))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
         flag = cfg.get("trainable", True)
