@@ -42,3 +42,17 @@ def test_build_type_is_exposed_as_bench_readme_says():
     proc = subprocess.run([sys.executable, "-m", "backpropx", "info"], capture_output=True, text=True,
                           timeout=60)
     assert re.search(r"^build_type\s+\w+", proc.stdout, re.M), proc.stdout
+
+
+def test_install_hints_work_from_a_checkout():
+    """No hint names a package index entry ("backpropx[plot]" is not on PyPI):
+    hints name the dependency itself or the checkout's extra ('.[plot]')."""
+    for path in [*(ROOT / "python" / "backpropx").rglob("*.py"), *(ROOT / "examples").glob("*.py"), ROOT / "README.md",
+                 ROOT / "bench" / "README.md"]:
+        text = path.read_text()
+        assert not re.search(r"pip install ['\"]?backpropx\[", text), path
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name in re.findall(r"pip install ['\"]\.\[(\w+)\]['\"]", (ROOT / "README.md").read_text()):
+        assert name in extras, name
