@@ -45,9 +45,10 @@ def test_a_model_trained_and_saved_in_cpp_loads_in_python(tmp_path):
     assert list(net.predict_classes(XOR)) == [0, 1, 1, 0]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_models_saved_from_python_load_in_cpp(tmp_path, dtype):
-    net = bx.Network([bx.Dense(2, 6, activation="gelu"), bx.Dropout(0.3), bx.Dense(6, 3, activation="softmax")],
+@pytest.mark.parametrize("dtype, residual", [("float32", False), ("float64", False), ("float32", True)])
+def test_models_saved_from_python_load_in_cpp(tmp_path, dtype, residual):
+    middle = [bx.Residual([bx.Dense(6, 6, activation="tanh")])] if residual else [bx.Dropout(0.3)]
+    net = bx.Network([bx.Dense(2, 6, activation="gelu"), *middle, bx.Dense(6, 3, activation="softmax")],
                      seed=3, dtype=dtype)
     net.layers[0].trainable = False
     net.metadata["classes"] = '["a", "b", "c"]'

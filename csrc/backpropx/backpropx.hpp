@@ -1,6 +1,6 @@
 // backpropx's C++ library in one include. The public headers:
 //
-//   backpropx/layers.hpp          LayerConfig and make_layer: every layer kind from a plain description
+//   backpropx/layers/registry.hpp LayerConfig, make_layer(s): every layer kind from a plain description
 //   backpropx/layer.hpp           the Layer interface (forward, backward, parameter specs)
 //   backpropx/network.hpp         Network: layers over one flat parameter buffer; predict, forward_backward
 //   backpropx/losses.hpp          Loss, loss_from_name, Targets (values or class labels, optional weights)
@@ -20,7 +20,7 @@
 #include "backpropx/io/model_file.hpp"
 #include "backpropx/io/safetensors.hpp"
 #include "backpropx/layer.hpp"
-#include "backpropx/layers.hpp"
+#include "backpropx/layers/registry.hpp"
 #include "backpropx/losses.hpp"
 #include "backpropx/network.hpp"
 #include "backpropx/optimizers.hpp"

@@ -91,11 +91,36 @@ std::vector<unsigned char> with_header(const std::string& header, std::size_t da
   return out;
 }
 
+bpx::LayerConfig residual(std::vector<bpx::LayerConfig> inner) {
+  bpx::LayerConfig c;
+  c.kind = "residual";
+  c.layers = std::move(inner);
+  return c;
+}
+
+bpx::LayerConfig reshape(std::vector<long long> shape) {
+  bpx::LayerConfig c;
+  c.kind = "reshape";
+  c.int_lists = {{"shape", std::move(shape)}};
+  return c;
+}
+
 template <class T>
 void round_trip() {
   const char* name = sizeof(T) == 4 ? "float" : "double";
   auto model = bpx::io::build_model<T>({dense(3, 5, "tanh"), dropout(5, 0.25), dense(5, 2, "softmax")}, 7);
-  model.network->layer(0).trainable = false;
+  {  // containers (nested configurations) and list options survive too
+    auto nested = bpx::io::build_model<T>({dense(3, 4, "relu"), residual({dense(4, 4, "tanh")}), reshape({2, 2})},
+                                          3, {3});
+    const std::string p = temp_path(std::string("nested_") + name + ".safetensors");
+    bpx::io::save_model(p, nested);
+    auto again = bpx::io::load_model<T>(p);
+    check(again.layers[1].layers.size() == 1 && again.layers[2].int_lists.at("shape") == std::vector<long long>{2, 2},
+          std::string(name) + ": nested layers and int lists survive");
+    check(std::memcmp(again.network->params(), nested.network->params(), nested.network->num_params() * sizeof(T)) == 0,
+          std::string(name) + ": nested parameters survive");
+  }
+  model.network->layer(0).set_trainable(false);
   model.metadata["classes"] = "[\"no\", \"yes\"]";
   const std::string path = temp_path(std::string("round_") + name + ".safetensors");
   bpx::io::save_model(path, model);
@@ -105,7 +130,7 @@ void round_trip() {
   check(a.num_params() == b.num_params() &&
             std::memcmp(a.params(), b.params(), a.num_params() * sizeof(T)) == 0,
         std::string(name) + ": parameters survive the round trip bit for bit");
-  check(!b.layer(0).trainable && b.layer(2).trainable, std::string(name) + ": trainable flags survive");
+  check(!b.layer(0).trainable() && b.layer(2).trainable(), std::string(name) + ": trainable flags survive");
   check(back.metadata == model.metadata && back.seed == 7, std::string(name) + ": metadata and seed survive");
   check(back.layers.size() == 3 && back.layers[1].reals.at("p") == 0.25, std::string(name) + ": configs survive");
   const T x[3] = {T(0.5), T(-1), T(2)};

@@ -15,6 +15,8 @@ from typing import Any
 def with_python_flags(cfg: dict[str, Any]) -> dict[str, Any]:
     from . import layers
 
+    if isinstance(cfg.get("layers"), list):   # a container's sub-stack
+        cfg = {**cfg, "layers": [with_python_flags(c) if isinstance(c, dict) else c for c in cfg["layers"]]}
     cls = getattr(layers, "LAYER_KINDS", {}).get(cfg.get("kind"))
     if cls is None:
         return cfg
