@@ -57,7 +57,6 @@ def threads_at_import(env: dict[str, str]) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("env, expected", [
     ({"OMP_NUM_THREADS": "1"}, "1 OMP_NUM_THREADS"),
     ({"OMP_NUM_THREADS": "3,1"}, "3 OMP_NUM_THREADS"),           # nested levels: the outer one
-    ({"OMP_NUM_THREADS": " 2 "}, "2 OMP_NUM_THREADS"),
     ({"BACKPROPX_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}, "3 BACKPROPX_NUM_THREADS"),
     ({"OMP_NUM_THREADS": ""}, f"{min(os.cpu_count() or 1, MAX_THREADS)} processors"),
 ])
@@ -69,7 +68,6 @@ def test_thread_count_comes_from_the_environment(env, expected):
 
 @pytest.mark.parametrize("env, expected", [
     ({"OMP_NUM_THREADS": "many"}, "processors"),
-    ({"OMP_NUM_THREADS": "0"}, "processors"),
     ({"OMP_NUM_THREADS": "100000"}, "processors"),                       # crashed the OpenMP runtime
     ({"OMP_NUM_THREADS": "99999999999999999999999"}, "processors"),
     ({"BACKPROPX_NUM_THREADS": "-2", "OMP_NUM_THREADS": "1"}, "1 OMP_NUM_THREADS"),
@@ -112,28 +110,23 @@ def test_import_does_not_need_threadpoolctl():
 
 
 # ---- joblib ---------------------------------------------------------------------------
-def threads_scorer(estimator, X, y) -> float:
+def train_in_worker() -> tuple[int, str]:
+    """What a joblib worker's backpropx runs with, after a small fit."""
+    import numpy as np
+
     import backpropx
 
-    return float(backpropx.get_num_threads())
+    X = np.random.default_rng(0).random((64, 8))
+    net = backpropx.Network([backpropx.Dense(8, 16, activation="relu"), backpropx.Dense(16, 2, activation="softmax")])
+    backpropx.Trainer(net).fit(X, (X[:, 0] > 0.5).astype(int), epochs=1, verbose=0)
+    return backpropx.get_num_threads(), os.environ.get("OMP_NUM_THREADS", "")
 
 
-def test_grid_search_with_two_jobs_runs_one_thread_per_worker_on_two_cores():
-    pytest.importorskip("sklearn")
+def test_joblib_workers_run_their_share_of_the_cores():
+    """GridSearchCV(n_jobs=2) runs its fits like this: joblib's workers get
+    OMP_NUM_THREADS = cores // n_jobs, and backpropx now honours it (before, each
+    worker ran one thread per core: bench/bench_joblib.py measures the cost)."""
     joblib = pytest.importorskip("joblib")
-    from sklearn.model_selection import GridSearchCV
-
-    from backpropx.sklearn import MLPClassifier
-
-    X, y = bx.load_digits()
-    search = GridSearchCV(MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0),
-                          {"alpha": [1e-4, 1e-2]}, cv=2, n_jobs=2, scoring=threads_scorer)
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X[:200] / 16, y[:200])
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(train_in_worker)() for _ in range(4))
     share = max(joblib.cpu_count() // 2, 1)
-    assert list(search.cv_results_["mean_test_score"]) == [share, share]
+    assert results == [(share, str(share))] * 4
