@@ -13,7 +13,7 @@ import numpy as np
 
 from .cells import convert
 from .errors import TableError
-from .table import MISSING_MARKERS, NOT_NUMBER_CHARS, Column, Table, check_header, ragged_row_error
+from .table import MISSING_MARKERS, Column, Table, check_header, ragged_row_error
 
 BLOCK_BYTES = 16 << 20
 
@@ -75,22 +75,21 @@ def read(path: str, delimiter: str, on_progress: Callable[[int], None] | None = 
             continue
         cells = pc.utf8_trim(table.column(j), characters=" \t")
         missing = pc.is_in(cells, value_set=markers)
-        present = pc.filter(cells, pc.invert(missing))
-        numbers = None if name in text_columns else _cast_numbers(pc, pa, cells, missing, present)
+        numbers = None if name in text_columns else _cast_numbers(pc, pa, cells, missing)
         if numbers is not None:
             columns[name] = Column(name, numbers, missing.to_numpy(zero_copy_only=False))
         else:   # some cell is not a number: the shared rules on the text
             column = Column(name, *convert(np.asarray(cells.to_pylist(), dtype=object),
                                            keep_text=name in text_columns))
             columns[name] = column
-        del cells, missing, present
+        del cells, missing
     return Table(path, delimiter, names, columns, n_rows, "pyarrow")
 
 
-def _cast_numbers(pc, pa, cells, missing, present) -> np.ndarray | None:
-    """float64 with NaN at missing cells, or None when a present cell is not a number."""
-    if len(present) and pc.any(pc.match_substring_regex(present, NOT_NUMBER_CHARS.pattern)).as_py():
-        return None
+def _cast_numbers(pc, pa, cells, missing) -> np.ndarray | None:
+    """float64 with NaN at missing cells, or None when a present cell is not a
+    number. Arrow's cast already refuses what table.py calls text (underscores,
+    non-ASCII digits), so no extra check is needed here."""
     try:
         values = pc.cast(pc.if_else(missing, pa.scalar(None, pa.string()), cells), pa.float64())
     except pa.ArrowInvalid:
