@@ -6,7 +6,6 @@ files that are not models)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -7,6 +7,7 @@ import numpy as np
 
 from .table import MISSING_MARKERS, NOT_NUMBER_CHARS, _is_number
 
+
 def convert(cells: np.ndarray, keep_text: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(numbers, missing, text or None) of a 1-d object array of stripped cells;
     the text is kept when some cell is not a number, or when `keep_text`."""
