@@ -116,6 +116,11 @@ def test_delimiter_and_the_hint_when_it_is_wrong(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "m.safetensors"), str(tmp_path / "semi.csv"),
                  "--delimiter", ";"]) == 0
     assert len(read_output(capsys.readouterr().out)[1]) == 120
+    # Mixed separators: the header splits, but a name still holds ';'.
+    write_csv(tmp_path / "mixed.csv", ["a", "b;y"], [[1, "2;0"], [2, "3;1"]])
+    assert train(tmp_path, "mixed.csv", "--target", "y", "--out", "m.safetensors") == 2
+    assert ("has no column 'y'; its columns are 'a', 'b;y' (the column name 'b;y' contains ';': if the file is "
+            "separated by ';', pass --delimiter ';')") in capsys.readouterr().err
 
 
 # ---- missing values -------------------------------------------------------------------

@@ -58,11 +58,24 @@ def columns_preview(names: list[str]) -> str:
 
 def require_columns(table: Table, names: list[str], what: str) -> None:
     missing = [n for n in names if n not in table.columns]
+    if not missing:
+        return
+    hint = _delimiter_hint(table)
     if len(missing) == 1 and what != "feature":
-        raise UsageError(f"{table.path} has no column {missing[0]!r}; its columns are {columns_preview(table.header)}")
-    if missing:
-        raise UsageError(f"{table.path} lacks {len(missing)} {what} column(s) the model was trained on: "
-                         f"{columns_preview(missing)}")
+        raise UsageError(f"{table.path} has no column {missing[0]!r}; its columns are "
+                         f"{columns_preview(table.header)}{hint}")
+    raise UsageError(f"{table.path} lacks {len(missing)} {what} column(s) the model was trained on: "
+                     f"{columns_preview(missing)}{hint}")
+
+
+def _delimiter_hint(table: Table) -> str:
+    """A column name holding another usual separator suggests the wrong --delimiter."""
+    for sep, flag in ((";", ";"), ("\t", "tab"), ("|", "|")):
+        if sep != table.delimiter and any(sep in name for name in table.header):
+            name = next(name for name in table.header if sep in name)
+            return (f" (the column name {name[:60]!r} contains {flag!r}: if the file is separated by {flag!r}, "
+                    f"pass --delimiter '{flag}')")
+    return ""
 
 
 def row_describer(table: Table | None, path: str) -> Callable[[int], str]:
