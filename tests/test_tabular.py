@@ -174,3 +174,14 @@ def test_encoding_refuses_identifiers_and_stray_words(tmp_path):
 def test_damaged_column_descriptions_are_value_errors(bad):
     with pytest.raises(ValueError):
         Encoding.from_json(bad)
+
+
+@needs_both
+def test_nan_spellings_in_a_clean_number_column(tmp_path):
+    """"NaN" and "nan" are missing markers; other NaN spellings are numbers (NaN),
+    which the command line then refuses as non-finite: the same in both readers."""
+    path = write(tmp_path, "a\n1\nNaN\nNAN\n-nan\n2\n")
+    arrow, python = (read_csv(path, reader=r) for r in ("pyarrow", "python"))
+    same_tables(arrow, python)
+    assert list(python.columns["a"].missing) == [False, True, False, False, False]
+    assert np.isnan(python.columns["a"].numbers[1:4]).all()
