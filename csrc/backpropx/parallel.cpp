@@ -1,6 +1,7 @@
 #include "backpropx/parallel.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 
 #include "backpropx/common.hpp"
@@ -8,15 +9,56 @@
 namespace bpx {
 
 namespace {
-int default_threads() {
-  int n = omp_get_num_procs();
-  return n < 1 ? 1 : n;
+
+// A thread count from an environment variable's text: "4", or for
+// OMP_NUM_THREADS the first level of a nested list such as "4,2". Returns 0
+// and says why in `problem` when the text is not an integer in
+// [1, kMaxThreads]; returns 0 with an empty `problem` for an unset or empty
+// variable.
+int parse_threads(const char* name, bool first_of_list, std::string& problem) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return 0;
+  std::string value(text);
+  if (first_of_list) value = value.substr(0, value.find(','));
+  const auto first = value.find_first_not_of(" \t");
+  if (first == std::string::npos) return 0;
+  value = value.substr(first, value.find_last_not_of(" \t") - first + 1);
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(value.c_str(), &end, 10);
+  if (end == value.c_str() || *end != '\0' || errno == ERANGE || n < 1 || n > kMaxThreads) {
+    problem = std::string(name) + "='" + text + "' is not a thread count (an integer from 1 to " +
+              std::to_string(kMaxThreads) + ")";
+    return 0;
+  }
+  return static_cast<int>(n);
 }
-std::atomic<int> g_threads{default_threads()};
+
+std::atomic<int> g_threads{thread_default_from_environment().threads};
+
 }  // namespace
 
+ThreadDefault thread_default_from_environment() {
+  ThreadDefault d;
+  for (const char* name : {"BACKPROPX_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    std::string problem;
+    const int n = parse_threads(name, std::string(name) == "OMP_NUM_THREADS", problem);
+    if (!problem.empty()) d.ignored.push_back(problem);
+    if (n > 0) {
+      d.threads = n;
+      d.source = name;
+      return d;
+    }
+  }
+  const int procs = omp_get_num_procs();
+  d.threads = procs < 1 ? 1 : (procs > kMaxThreads ? kMaxThreads : procs);
+  d.source = "processors";
+  return d;
+}
+
 void set_num_threads(int n) {
-  require(n >= 1, "number of threads must be at least 1, got " + std::to_string(n));
+  require(n >= 1 && n <= kMaxThreads, "number of threads must be from 1 to " + std::to_string(kMaxThreads) +
+                                          ", got " + std::to_string(n));
   g_threads.store(n);
 }
 

@@ -3,13 +3,35 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include <omp.h>
 
 namespace bpx {
 
+// The most threads the core accepts. More threads than cores never speed it
+// up (results are the same for any count), and an absurd count makes the
+// OpenMP runtime fail to create its team, which it reports by crashing the
+// process rather than by an error we could catch; so larger requests are
+// refused. 1024 is above the hardware threads of any machine we build for.
+constexpr int kMaxThreads = 1024;
+
+// Threads of the core; throws std::invalid_argument outside [1, kMaxThreads].
 void set_num_threads(int n);
 int get_num_threads();
+
+// The count the core starts with: BACKPROPX_NUM_THREADS, else the first
+// level of OMP_NUM_THREADS ("4" or "4,2"; what joblib and job schedulers set
+// to avoid oversubscription), else the number of processors (at most
+// kMaxThreads). A variable that is set but not an integer in
+// [1, kMaxThreads] is skipped, and named in `ignored` (Python warns).
+struct ThreadDefault {
+  int threads = 1;
+  std::string source;  // "BACKPROPX_NUM_THREADS", "OMP_NUM_THREADS" or "processors"
+  std::vector<std::string> ignored;
+};
+ThreadDefault thread_default_from_environment();
 
 // Runs body(task) for task in [0, n_tasks). Each task runs on one thread;
 // tasks are handed out dynamically, so a core busy with another process
@@ -22,7 +44,9 @@ void parallel_for(std::size_t n_tasks, Body&& body) {
     return;
   }
   const long long count = static_cast<long long>(n_tasks);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  // No more threads than tasks: the extra ones would only be created and joined.
+  const int team = n_tasks < static_cast<std::size_t>(threads) ? static_cast<int>(n_tasks) : threads;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
   for (long long t = 0; t < count; ++t) body(static_cast<std::size_t>(t));
 }
 

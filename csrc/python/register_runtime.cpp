@@ -73,6 +73,12 @@ void register_runtime(py::module_& m) {
 
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
+  m.attr("max_threads") = kMaxThreads;
+  m.def("thread_default", [] {
+    const ThreadDefault d = thread_default_from_environment();
+    return py::make_tuple(d.threads, d.source, d.ignored);
+  }, "(threads, source, ignored): the start-up thread count, where it came from, and the "
+     "environment values that were not valid thread counts");
   m.def("get_kernel", [] { return std::string(kernels::isa_name(kernels::active_isa())); });
   m.def("set_kernel", [](const std::string& name) {
     kernels::set_active_isa(kernels::isa_from_name(name.c_str()));

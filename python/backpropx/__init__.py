@@ -19,7 +19,11 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
                       supported_kernels)
 from .schedules import CosineAnnealingLR, ExponentialLR, LRSchedule, ReduceLROnPlateau, StepLR
+from .threads import register_with_threadpoolctl, warn_about_ignored_environment
 from .trainer import GradientWarning, Trainer
+
+warn_about_ignored_environment()
+register_with_threadpoolctl()
 
 # The exception comes from the C++ module, which gives it no docstring.
 NonFiniteError.__doc__ = (

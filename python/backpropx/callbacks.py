@@ -85,13 +85,19 @@ class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than `min_delta` for
     `patience` epochs (after the `patience`-th epoch without improvement; 0
     and 1 both stop at the first, as in Keras). With ``restore_best_weights``
-    the network ends with the weights of its best epoch."""
+    the network ends with the weights of its best epoch.
+
+    It says when it stops and when it restores weights (one line each) if
+    `verbose` is 1, or, with ``verbose=None``, when fit runs with verbose >= 1."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+                 mode: str = "auto", restore_best_weights: bool = False, verbose: int | None = None) -> None:
         super().__init__()
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
+        if verbose is not None and (isinstance(verbose, bool) or verbose not in (0, 1)):
+            raise ValueError(f"verbose must be None (follow fit), 0 or 1, got {verbose!r}")
+        self.verbose = verbose
         self.tracker = Monitor(monitor, mode, min_delta)
         self.patience = patience
         self.restore_best_weights = bool(restore_best_weights)
@@ -113,10 +119,23 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and self.trainer is not None:  # Keras's and Lightning's count
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
+            self._say(f"early stopping after epoch {epoch}: {self.tracker.monitor} has not improved for "
+                      f"{self.wait} epoch{'s' if self.wait > 1 else ''} (best {self.tracker.best:.6g} "
+                      f"at epoch {self.best_epoch})")
 
     def on_train_end(self, logs: dict[str, Any]) -> None:
         if self.restore_best_weights and self.best_weights is not None and self.trainer is not None:
             self.trainer.network.load_state_dict(self.best_weights)
+            if self.best_epoch != self.trainer.epochs_done:
+                self._say(f"restored the weights of epoch {self.best_epoch} "
+                          f"({self.tracker.monitor} {self.tracker.best:.6g})")
+
+    def _say(self, message: str) -> None:
+        verbose = self.verbose
+        if verbose is None:
+            verbose = getattr(self.trainer, "verbose", 0)
+        if verbose:
+            print(message, flush=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best, "wait": self.wait, "best_epoch": self.best_epoch}
@@ -128,7 +147,8 @@ class EarlyStopping(Callback):
 
     def __repr__(self) -> str:
         return (f"EarlyStopping(monitor={self.tracker.monitor!r}, patience={self.patience}, "
-                f"min_delta={self.tracker.min_delta:g}, restore_best_weights={self.restore_best_weights})")
+                f"min_delta={self.tracker.min_delta:g}, restore_best_weights={self.restore_best_weights}, "
+                f"verbose={self.verbose})")
 
 
 class ModelCheckpoint(Callback):

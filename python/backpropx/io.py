@@ -92,10 +92,13 @@ def save_network(network: Any, path: str | os.PathLike, extra_metadata: Mapping[
     """Write `network` to a .safetensors file, atomically.
 
     `extra_metadata` (str -> str) is stored in the header beside the
-    architecture and comes back from `read_extra_metadata` /
-    `load_network_with_metadata`; `load_network` ignores it.
+    architecture, together with ``network.metadata``, and comes back as the
+    loaded network's ``metadata`` (also from `read_extra_metadata` /
+    `load_network_with_metadata`).
     """
-    extra = check_extra_metadata(extra_metadata)
+    # The network's own metadata (class labels, feature names) travels with it;
+    # `extra_metadata` adds to it and wins on equal keys.
+    extra = {**check_extra_metadata(network.metadata), **check_extra_metadata(extra_metadata)}
     meta = network_metadata(network)
     meta.update({EXTRA_PREFIX + key: value for key, value in extra.items()})
     tensors = network.state_dict()  # one consistent snapshot, even while another thread trains
@@ -114,6 +117,7 @@ def read_extra_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
+    from .cpp_configs import with_python_flags
     from .layers import layer_from_config
 
     from .bounded_json import loads
@@ -128,7 +132,8 @@ def _layers_from_metadata(meta: dict[str, str]) -> tuple[list[Any], list[bool]]:
         if not isinstance(cfg, dict):
             raise ValueError(f"layer {k} in the file has an unsupported description: {cfg!r:.200}")
         try:
-            layers.append(layer_from_config({key: v for key, v in cfg.items() if key != "trainable"}))
+            # 0/1 flags of C++-saved files become bools; "trainable" is the network's business
+            layers.append(layer_from_config(with_python_flags({key: v for key, v in cfg.items() if key != "trainable"})))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"layer {k} in the file is invalid: {exc}") from None
         flag = cfg.get("trainable", True)
@@ -266,7 +271,9 @@ def network_from_bytes(data: bytes) -> Any:
 def load_network_with_metadata(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
     """The network in a model file and the `extra_metadata` it was saved with (one read)."""
     meta, tensors = read_checked(path)
-    return _network_from(meta, tensors, path), extra_from_metadata(meta)
+    net, extra = _network_from(meta, tensors, path), extra_from_metadata(meta)
+    net.metadata = dict(extra)
+    return net, extra
 
 
 def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: str | os.PathLike) -> Any:

@@ -71,6 +71,8 @@ class Network:
         shape = self._check_input_shape(input_shape)
         self._seed = check_seed(seed)
         self._dtype = resolve_dtype(dtype)
+        # Saved with the weights (see `metadata`); set by Network.load and Trainer.fit.
+        self.metadata: dict[str, str] = {}
         core_class = getattr(_core, f"Network_{self._dtype.name}")
         # Nothing is changed on the given layers until the core has accepted them.
         self._core = core_class([layer._config() for layer in layers], shape, self._seed)
@@ -153,6 +155,25 @@ class Network:
     def seed(self) -> int:
         return self._seed
 
+    # ---- metadata (backpropx.labels) -----------------------------------------
+    # ``metadata`` (str -> str) is stored in the model file's header by `save`
+    # and restored by `load`: the command line records "task", "classes",
+    # "feature_names" and "target" there, and Trainer.fit records "classes"
+    # when it is given text labels.
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class label of each output (a list), or None when the network has none."""
+        from .labels import classes_from_metadata
+
+        return classes_from_metadata(self.metadata)
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        """The names of the input features (from a CLI-trained model), or None."""
+        from .labels import feature_names_from_metadata
+
+        return feature_names_from_metadata(self.metadata)
+
     def _param_view(self, k: int, name: str) -> np.ndarray:
         return self._core.param_view(self._index[(k, name)])
 
@@ -204,6 +225,15 @@ class Network:
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero."""
         self._core.zero_grad()
+
+    def predict_classes(self, X: Any) -> np.ndarray:
+        """The predicted class of every row: the label in `classes` (or the index,
+        without classes) of the largest output (last axis); with a single
+        output (sigmoid + binary cross-entropy), class 1 where it exceeds 0.5."""
+        out = self.predict(X)
+        picks = out.argmax(axis=-1) if out.shape[-1] > 1 else (out[..., 0] > 0.5).astype(np.int64)
+        classes = self.classes
+        return picks if classes is None else np.asarray(classes)[picks]
 
     def loss_and_gradients(self, X: Any, y: Any, loss: str = "cross_entropy",
                            sample_weight: Any = None) -> tuple[float, dict[str, np.ndarray]]:
@@ -282,8 +312,10 @@ class Network:
     def save(self, path: str | os.PathLike, *, extra_metadata: Mapping[str, str] | None = None) -> None:
         """Save architecture, dtype and weights to a .safetensors file, atomically.
 
-        ``extra_metadata`` (str -> str) goes into the file's header; read it
-        back with ``backpropx.io.read_extra_metadata(path)``.
+        The network's ``metadata`` (str -> str: class labels, feature names)
+        and ``extra_metadata`` (added to it, winning on equal keys) go into the
+        file's header; ``Network.load(path).metadata`` gives them back, as does
+        ``backpropx.io.read_extra_metadata(path)`` without loading the weights.
         """
         from .io import save_network
 
@@ -299,7 +331,8 @@ class Network:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
-        """Load a network written by `save`. The file is treated as untrusted."""
+        """Load a network written by `save` (or `backpropx train`), with its
+        ``metadata``. The file is treated as untrusted."""
         from .io import load_network
 
         return load_network(path)

@@ -1,5 +1,5 @@
-"""Console output of fit: a tqdm bar per epoch in a terminal, one line per
-epoch otherwise, nothing with verbose=0."""
+"""Console output of fit: a live tqdm bar per epoch in a terminal or a Jupyter
+notebook, one line per epoch otherwise (logs, pipes), nothing with verbose=0."""
 
 from __future__ import annotations
 
@@ -12,17 +12,45 @@ def format_metrics(metrics: dict[str, Any]) -> str:
                       if k in ("loss", "accuracy") or k.startswith("val_"))
 
 
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (notebook, lab, VS Code), where stdout is no
+    terminal but a bar that redraws itself is what the user sees best."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def bar_class() -> Any:
+    """tqdm's widget bar in a notebook with ipywidgets, its text bar otherwise.
+
+    tqdm.auto would warn in a notebook without ipywidgets and fall back to the
+    text bar; the text bar redraws in place there too (Jupyter honours
+    carriage returns), so we pick it silently.
+    """
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 class Progress:
     def __init__(self, verbose: int, epochs: int) -> None:
         self.verbose = verbose
         self.epochs = epochs
-        self.live = verbose == 1 and sys.stdout.isatty()
+        self.live = verbose == 1 and (sys.stdout.isatty() or in_notebook())
         self.bar: Any = None
 
     def start_epoch(self, epoch: int, samples: int) -> None:
         if self.live:
-            from tqdm.auto import tqdm
-
+            tqdm = bar_class()
             self.bar = tqdm(total=samples, unit=" samples", desc=f"epoch {epoch}/{self.epochs}",
                             leave=True, dynamic_ncols=True)
 

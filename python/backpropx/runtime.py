@@ -6,17 +6,10 @@ import os
 import platform
 
 from . import _core
-from ._arrays import check_int
+from .threads import get_num_threads, set_num_threads, thread_source
 
-
-def set_num_threads(n: int) -> None:
-    """Threads the C++ core uses. Results are bit-identical for any count."""
-    _core.set_num_threads(check_int(n, "n", 1))
-
-
-def get_num_threads() -> int:
-    """Threads the C++ core uses (see `set_num_threads`)."""
-    return int(_core.get_num_threads())
+__all__ = ["config", "get_kernel", "get_num_threads", "set_kernel", "set_num_threads", "show_config",
+           "supported_kernels"]
 
 
 def get_kernel() -> str:
@@ -48,6 +41,7 @@ def config() -> dict[str, object]:
         "kernel": get_kernel(),
         "supported_kernels": supported_kernels(),
         "threads": get_num_threads(),
+        "threads_from": thread_source(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),

@@ -8,7 +8,7 @@ validation score with ``early_stopping``), and the same initialisation (with
 an integer ``random_state`` the initial weights are exactly scikit-learn's).
 Each epoch runs in C++ (``backpropx.Trainer``), which is what makes them fast.
 
-This module needs scikit-learn (``pip install backpropx[sklearn]``);
+This module needs scikit-learn (``pip install scikit-learn``, or from a checkout ``pip install ".[sklearn]"``);
 ``import backpropx`` never imports it.
 
 Objective. Updates follow scikit-learn's gradients exactly: the data term

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import sys
@@ -21,6 +22,7 @@ from .callbacks import Callback
 from .distributed import Group
 from .history import History
 from .interrupts import deferred_interrupt
+from .labels import CLASSES_KEY, resolve_labels
 from .network import Network, check_loss
 from .optimizers import Adam, Optimizer
 from .progress import Progress
@@ -136,6 +138,7 @@ class Trainer:
         self._core.set_l2(self.l2)
         self.epochs_done = 0
         self.stop_training = False
+        self.verbose = 0
         self.history = History()
         self._callbacks: list[Callback] = []
         self._pending_checkpoints: list[str] = []
@@ -155,9 +158,12 @@ class Trainer:
             raise ValueError(f"{name} must be positive, got {value}")
         return value
 
-    def _data(self, X: Any, y: Any, name: str = "", sample_weight: Any = None) -> tuple[np.ndarray, Any, Any, Any]:
+    def _data(self, X: Any, y: Any, name: str = "", sample_weight: Any = None,
+              classes: list[Any] | None = None) -> tuple[np.ndarray, Any, Any, Any]:
         net = self.network
         Xc = as_features(X, net.dtype, net.input_shape, name=f"{name}X")
+        y, _ = resolve_labels(y, self.loss, net.output_shape[-1], classes if classes is not None else net.classes,
+                              name=f"{name}y")
         values, labels = as_targets(y, self.loss, Xc.shape[0], net.output_shape, net.dtype, name=f"{name}y")
         return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
 
@@ -173,7 +179,11 @@ class Trainer:
 
         Parameters
         ----------
-        X, y: training data; targets as for ``Network.loss_and_gradients``.
+        X, y: training data; targets as for ``Network.loss_and_gradients``, or
+            class labels of any kind (text, numbers) for a classification
+            loss: text labels give the network its ``classes`` (sorted, one
+            per output), and a network that has classes reads every 1-d ``y``
+            as labels from them (``Network.predict_classes`` maps back).
         epochs: epochs to run; after ``resume_from``, the total to reach, so
             the same call continues an interrupted run to the same end.
         validation_data: (X_val, y_val), evaluated after every epoch ("val_loss",
@@ -222,7 +232,9 @@ class Trainer:
             raise ValueError(f"validation_split must be in [0, 1), got {split}")
         if split > 0 and validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
-        Xc, values, labels, weights = self._data(X, y, sample_weight=sample_weight)
+        # Text labels give the network its classes (stored once everything is checked).
+        _, classes = resolve_labels(y, self.loss, self.network.output_shape[-1], self.network.classes, learn=True)
+        Xc, values, labels, weights = self._data(X, y, sample_weight=sample_weight, classes=classes)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
         val = None
@@ -230,7 +242,7 @@ class Trainer:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise TypeError("validation_data must be a pair (X_val, y_val) or a triple "
                                 "(X_val, y_val, sample_weight_val)")
-            val = self._data(*validation_data[:2], name="validation ",
+            val = self._data(*validation_data[:2], name="validation ", classes=classes,
                              sample_weight=validation_data[2] if len(validation_data) == 3 else None)
             if val[0].shape[0] == 0:
                 raise ValueError("validation X has no samples")
@@ -264,6 +276,9 @@ class Trainer:
         every = max(1, batches // 50)
         # From here on Ctrl-C returns the History so far; before, it changed nothing.
         try:
+            if classes is not None and self.network.classes is None:
+                self.network.metadata[CLASSES_KEY] = json.dumps(classes)
+            self.verbose = verbose  # callbacks that report follow fit's verbosity
             for cb in callbacks:
                 cb.set_trainer(self)
             self._callbacks = callbacks
@@ -385,7 +400,7 @@ class Trainer:
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         """Mean loss (weighted by sample_weight when given) and accuracy (except
-        for mse; unweighted) of the network on (X, y)."""
+        for mse; unweighted) of the network on (X, y); labels as for `fit`."""
         return self._evaluate(*self._data(X, y, sample_weight=sample_weight))
 
     # ---- the surface callbacks and checkpoints use --------------------------

