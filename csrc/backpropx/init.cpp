@@ -15,6 +15,7 @@ const char* init_name(Init init) {
     case Init::uniform: return "uniform";
     case Init::normal: return "normal";
     case Init::zeros: return "zeros";
+    case Init::ones: return "ones";
   }
   return "unknown";
 }
@@ -63,6 +64,7 @@ void init_tensor(Init init, ParamRole role, T* p, std::size_t count, std::size_t
     case Init::uniform: fill_uniform(1.0 / std::sqrt(in)); break;
     case Init::normal: fill_normal(0.01); break;
     case Init::zeros: std::fill(p, p + count, T(0)); break;
+    case Init::ones: std::fill(p, p + count, T(1)); break;
   }
 }
 

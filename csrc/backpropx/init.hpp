@@ -7,6 +7,7 @@
 //   uniform U(-1/sqrt(IN), 1/sqrt(IN))        torch.nn.Linear's default (bias too)
 //   normal  N(0, 0.01^2)
 //   zeros   all zero
+//   ones    all one (normalisation scales; not offered by name)
 // Biases start at zero except with `uniform`, which draws them as torch does.
 #pragma once
 
@@ -19,7 +20,7 @@
 
 namespace bpx {
 
-enum class Init { he, xavier, lecun, uniform, normal, zeros };
+enum class Init { he, xavier, lecun, uniform, normal, zeros, ones };
 
 // Biases start at zero except under `uniform`, which draws them as torch does.
 enum class ParamRole { weight, bias };

@@ -34,6 +34,17 @@ struct ParamSpec {
   bool l2 = true;  // Trainer(l2=) penalises it (weights yes, biases no)
 };
 
+// A state tensor of a layer that is not a parameter (BatchNorm's running
+// statistics): it lives in the network's flat buffer store beside the
+// parameters, is saved, loaded and checkpointed with them, and is never seen
+// by an optimizer, L2 or clipping. The layer itself updates it, in a training
+// forward pass; inference only reads it.
+struct BufferSpec {
+  std::string name;  // "running_mean"; a nested layer's as "j.running_mean"
+  Shape shape;       // {} for a scalar
+  double fill = 0;   // every element's initial value
+};
+
 // How a forward/backward call runs.
 struct Pass {
   bool training = false;  // dropout-like layers act only in training
@@ -64,6 +75,10 @@ class Layer {
   virtual std::vector<ParamSpec> parameter_specs() const { return {}; }
   virtual void bind(T* /*params*/, T* /*grads*/) {}
 
+  // Buffer tensors in storage order; bind_buffers() receives their concatenation.
+  virtual std::vector<BufferSpec> buffer_specs() const { return {}; }
+  virtual void bind_buffers(T* /*buffers*/) {}
+
   // Element counts of the buffers forward/backward receive, for n samples.
   virtual std::size_t cache_size(std::size_t /*n*/) const { return 0; }
   virtual std::size_t index_cache_size(std::size_t /*n*/) const { return 0; }
@@ -74,7 +89,8 @@ class Layer {
   // neither forward nor backward; the gradient passes through untouched.
   virtual bool aliases_input() const { return false; }
 
-  // x is (n, input_shape), y is (n, output_shape).
+  // x is (n, input_shape), y is (n, output_shape). A training forward may
+  // update the layer's buffers (memory it was bound to, like parameters).
   virtual void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
                        const Pass& pass) const = 0;
 

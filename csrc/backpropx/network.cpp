@@ -44,6 +44,17 @@ void Network<T>::build(std::uint64_t seed) {
   params_.assign(total, T(0));
   grads_.assign(total, T(0));
   stack_.bind(params_.data(), grads_.data());
+  buffers_.assign(stack_.num_buffers(), T(0));
+  stack_.bind_buffers(buffers_.data());
+  for (std::size_t k = 0; k < stack_.size(); ++k) {
+    std::size_t offset = stack_.buffer_segment(k).offset;
+    for (const BufferSpec& spec : stack_.layer(k).buffer_specs()) {
+      const std::size_t count = shape_size(spec.shape);
+      buffer_tensors_.push_back({k, spec.name, spec.shape, offset, false});
+      std::fill(buffers_.begin() + offset, buffers_.begin() + offset + count, static_cast<T>(spec.fill));
+      offset += count;
+    }
+  }
 
   Rng rng(seed);
   for (std::size_t k = 0; k < stack_.size(); ++k) {

@@ -72,6 +72,12 @@ class Network {
   T* grads() { return grads_.data(); }
   const T* grads() const { return grads_.data(); }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  // Buffers (BatchNorm's running statistics): beside the parameters, never
+  // seen by an optimizer; `l2` is false for all of them.
+  std::size_t num_buffers() const { return buffers_.size(); }
+  T* buffers() { return buffers_.data(); }
+  const T* buffers() const { return buffers_.data(); }
+  const std::vector<TensorInfo>& buffer_tensors() const { return buffer_tensors_; }
   Segment layer_segment(std::size_t k) const { return stack_.segment(k); }
   // Parameter ranges of trainable layers, in order.
   std::vector<Segment> trainable_segments() const;
@@ -130,6 +136,8 @@ class Network {
   bool head_softmax_ = false;
   std::vector<T> params_, grads_;
   std::vector<TensorInfo> tensors_;
+  std::vector<T> buffers_;
+  std::vector<TensorInfo> buffer_tensors_;
   std::size_t in_size_ = 0, out_size_ = 0;
 };
 

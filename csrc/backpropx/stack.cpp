@@ -27,6 +27,10 @@ LayerStack<T>::LayerStack(std::vector<std::unique_ptr<Layer<T>>> layers, Shape i
     }
     segments_.push_back(seg);
     num_params_ = checked_add(num_params_, seg.size);
+    Segment buf{num_buffers_, 0};
+    for (const BufferSpec& spec : layers_[k]->buffer_specs()) buf.size = checked_add(buf.size, shape_size(spec.shape));
+    buffer_segments_.push_back(buf);
+    num_buffers_ = checked_add(num_buffers_, buf.size);
   }
   output_ = shape;
 }
@@ -35,6 +39,12 @@ template <class T>
 void LayerStack<T>::bind(T* params, T* grads) {
   for (std::size_t k = 0; k < layers_.size(); ++k)
     layers_[k]->bind(params + segments_[k].offset, grads + segments_[k].offset);
+}
+
+template <class T>
+void LayerStack<T>::bind_buffers(T* buffers) {
+  for (std::size_t k = 0; k < layers_.size(); ++k)
+    layers_[k]->bind_buffers(buffers + buffer_segments_[k].offset);
 }
 
 template <class T>

@@ -36,6 +36,11 @@ class LayerStack {
   Segment segment(std::size_t k) const { return segments_.at(k); }
   void bind(T* params, T* grads);
 
+  // The same for buffer tensors (Layer::buffer_specs), in their own flat store.
+  std::size_t num_buffers() const { return num_buffers_; }
+  Segment buffer_segment(std::size_t k) const { return buffer_segments_.at(k); }
+  void bind_buffers(T* buffers);
+
   // Element counts of the memory one pass over up to n samples needs.
   struct Sizes {
     std::size_t acts = 0;     // layer outputs (none for aliasing layers)
@@ -73,6 +78,8 @@ class LayerStack {
   Shape input_, output_;
   std::vector<Segment> segments_;
   std::size_t num_params_ = 0;
+  std::vector<Segment> buffer_segments_;
+  std::size_t num_buffers_ = 0;
   std::size_t widest_ = 0;  // largest per-sample size among the input and non-aliasing outputs
 };
 

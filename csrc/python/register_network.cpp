@@ -168,6 +168,47 @@ void bind_network(py::module_& m) {
       }, py::arg("flat"), "Copy a whole flat parameter vector in, excluding concurrent predicts")
       .def("params_copy", [](const Holder& h) { return locked_copy<T>(h, &Network<T>::params); },
            "A copy of every parameter, consistent even while another thread trains")
+      .def("state_copy", [](const Holder& h) {
+        py::array_t<T> params(static_cast<py::ssize_t>(h.net->num_params()));
+        py::array_t<T> buffers(static_cast<py::ssize_t>(h.net->num_buffers()));
+        T* p = params.mutable_data();
+        T* b = buffers.mutable_data();
+        {
+          py::gil_scoped_release release;
+          std::shared_lock lock(h.mutex);
+          const Network<T>& net = *h.net;
+          std::copy(net.params(), net.params() + net.num_params(), p);
+          std::copy(net.buffers(), net.buffers() + net.num_buffers(), b);
+        }
+        return py::make_tuple(params, buffers);
+      }, "Copies of every parameter and buffer, taken together under the lock (consistent while another thread trains)")
+      .def("buffer_tensors", [](const Holder& h) {
+        py::list out;
+        for (const TensorInfo& t : h.net->buffer_tensors())
+          out.append(py::make_tuple(t.layer, t.name, shape_tuple(t.shape), t.offset));
+        return out;
+      }, "(layer, name, shape, offset) of every buffer tensor (running statistics), in storage order")
+      .def("buffer_view", [](py::object self, std::size_t index) {
+        Holder& h = self.cast<Holder&>();
+        const TensorInfo& t = h.net->buffer_tensors().at(index);
+        return view<T>(h.net->buffers() + t.offset, t.shape, self);
+      }, py::arg("index"), "A writable view of buffer tensor `index` (no copy)")
+      .def("flat_buffers", [](py::object self) {
+        Holder& h = self.cast<Holder&>();
+        return view<T>(h.net->buffers(), {h.net->num_buffers()}, self);
+      })
+      .def("assign_state", [](Holder& h, const CArray<T>& params, const CArray<T>& buffers) {
+        if (params.ndim() != 1 || static_cast<std::size_t>(params.shape(0)) != h.net->num_params())
+          throw py::value_error("expected " + std::to_string(h.net->num_params()) + " parameters");
+        if (buffers.ndim() != 1 || static_cast<std::size_t>(buffers.shape(0)) != h.net->num_buffers())
+          throw py::value_error("expected " + std::to_string(h.net->num_buffers()) + " buffer values");
+        py::gil_scoped_release release;
+        std::unique_lock lock(h.mutex);
+        if (h.net->num_params() > 0) std::memcpy(h.net->params(), params.data(), h.net->num_params() * sizeof(T));
+        if (h.net->num_buffers() > 0)
+          std::memcpy(h.net->buffers(), buffers.data(), h.net->num_buffers() * sizeof(T));
+      }, py::arg("params"), py::arg("buffers"),
+         "Copy flat parameters and buffers in at once, excluding concurrent predicts")
       .def("set_trainable", [](Holder& h, std::size_t k, bool on) {
         Layer<T>& layer = h.net->layer(k);  // range-checked before waiting
         py::gil_scoped_release release;  // a running fit may need the GIL before its next batch

@@ -3,8 +3,11 @@
 #include <algorithm>
 
 #include "backpropx/layers/activation.hpp"
+#include "backpropx/layers/conv.hpp"
 #include "backpropx/layers/dense.hpp"
 #include "backpropx/layers/dropout.hpp"
+#include "backpropx/layers/norm.hpp"
+#include "backpropx/layers/pool.hpp"
 #include "backpropx/layers/reshape.hpp"
 #include "backpropx/layers/residual.hpp"
 
@@ -20,6 +23,16 @@ const std::vector<LayerKind<T>>& layer_kinds() {
       {"flatten", {}, &make_flatten<T>},
       {"reshape", {"shape"}, &make_reshape<T>},
       {"residual", {"layers"}, &make_residual<T>},
+      {"conv1d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias", "activation", "init"}, &make_conv1d<T>},
+      {"conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias", "activation", "init"}, &make_conv2d<T>},
+      {"max_pool1d", {"kernel_size", "stride", "padding"}, &make_max_pool1d<T>},
+      {"max_pool2d", {"kernel_size", "stride", "padding"}, &make_max_pool2d<T>},
+      {"avg_pool1d", {"kernel_size", "stride", "padding", "count_include_pad"}, &make_avg_pool1d<T>},
+      {"avg_pool2d", {"kernel_size", "stride", "padding", "count_include_pad"}, &make_avg_pool2d<T>},
+      {"global_avg_pool", {"keepdim"}, &make_global_avg_pool<T>},
+      {"batch_norm1d", {"num_features", "eps", "momentum", "cumulative_average", "affine", "track_running_stats"}, &make_batch_norm1d<T>},
+      {"batch_norm2d", {"num_features", "eps", "momentum", "cumulative_average", "affine", "track_running_stats"}, &make_batch_norm2d<T>},
+      {"layer_norm", {"normalized_shape", "eps", "elementwise_affine", "bias"}, &make_layer_norm<T>},
   };
   return kinds;
 }

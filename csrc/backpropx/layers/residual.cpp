@@ -23,6 +23,17 @@ std::vector<ParamSpec> Residual<T>::parameter_specs() const {
   return specs;
 }
 
+template <class T>
+std::vector<BufferSpec> Residual<T>::buffer_specs() const {
+  std::vector<BufferSpec> specs;
+  for (std::size_t j = 0; j < body_.size(); ++j)
+    for (BufferSpec s : body_.layer(j).buffer_specs()) {
+      s.name = std::to_string(j) + "." + s.name;
+      specs.push_back(std::move(s));
+    }
+  return specs;
+}
+
 // cache:   [body outputs | body caches]                          (training)
 // scratch: [body outputs (inference) | dy copy | body scratch | body deltas]
 template <class T>

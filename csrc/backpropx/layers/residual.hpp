@@ -19,6 +19,8 @@ class Residual final : public Layer<T> {
   Shape output_shape() const override { return shape_; }
   std::vector<ParamSpec> parameter_specs() const override;
   void bind(T* params, T* grads) override { body_.bind(params, grads); }
+  std::vector<BufferSpec> buffer_specs() const override;
+  void bind_buffers(T* buffers) override { body_.bind_buffers(buffers); }
   std::size_t cache_size(std::size_t n) const override;
   std::size_t index_cache_size(std::size_t n) const override;
   std::size_t scratch_size(std::size_t n) const override;
