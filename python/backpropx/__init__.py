@@ -14,6 +14,8 @@ from .distributed import DistributedError, MPIGroup
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
 from .layers import ACTIVATIONS, Activation, Dense, Dropout, Flatten, Layer, Reshape, Residual
+from .layers import (AvgPool1D, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, GlobalAvgPool, LayerNorm,
+                     MaxPool1D, MaxPool2D)
 from .network import LOSSES, Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
@@ -77,3 +79,5 @@ __all__ = [
     "supported_kernels",
     "train_test_split",
 ]
+__all__ += ["AvgPool1D", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Conv1D", "Conv2D", "GlobalAvgPool",
+            "LayerNorm", "MaxPool1D", "MaxPool2D"]

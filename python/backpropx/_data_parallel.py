@@ -88,9 +88,10 @@ class DataParallel:
     def _broadcast_state(self) -> None:
         t, g = self.trainer, self.group
         net_core = t.network._core
-        flat, state, steps, failure = None, [], 0, None
+        flat, flat_buffers, state, steps, failure = None, None, [], 0, None
         try:
             flat = np.array(net_core.flat_params())
+            flat_buffers = np.array(net_core.flat_buffers())  # running statistics start alike too
             _names, state, steps = t.optimizer_state()
         except Exception as exc:
             failure = exc
@@ -108,10 +109,12 @@ class DataParallel:
         if failure is not None:
             raise failure
         g.broadcast(flat)
+        if flat_buffers.size:
+            g.broadcast(flat_buffers)
         for buf in buffers:
             g.broadcast(buf)
         if self.rank != 0:   # after the collectives: a failure here is told at the next one
-            net_core.assign_params(flat)
+            net_core.assign_state(flat, flat_buffers)
             t.set_optimizer_state(buffers, steps)
             t.optimizer.lr = lr
 

@@ -1,7 +1,7 @@
 """Trainer checkpoints: everything needed to continue training bit for bit.
 
 A checkpoint is a safetensors file holding the network parameters
-("{k}.weight"), the optimizer state ("optimizer.{name}"), the shuffling/dropout
+("{k}.weight") and buffers ("{k}.running_mean"), the optimizer state ("optimizer.{name}"), the shuffling/dropout
 generator state ("rng", 4 x uint64), and in the header metadata the network
 description, optimizer kind, hyper-parameters and step count, epochs done,
 the trainer settings, the History and callback states.
@@ -159,7 +159,7 @@ def apply_checkpoint(trainer: Trainer, meta: dict[str, str], tensors: dict[str, 
             raise ValueError(f"checkpoint optimizer state {name!r} covers {buf.size} parameters, but the "
                              f"trainable layers have {trainable}")
     params = {k: v for k, v in tensors.items() if not k.startswith("optimizer.") and k != "rng"}
-    flat = net._checked_flat(params)
+    flat, flat_buffers = net._checked_state(params)
     loads = []
     for i, cb in enumerate(callbacks):
         key = _callback_key(i, cb)
@@ -172,7 +172,7 @@ def apply_checkpoint(trainer: Trainer, meta: dict[str, str], tensors: dict[str, 
     with deferred_interrupt():
         for cb, saved in loads:
             cb.load_state_dict(saved)
-        net._core.assign_params(flat)
+        net._core.assign_state(flat, flat_buffers)
         trainer.set_optimizer_state(state, steps)
         trainer.optimizer.lr = lr
         trainer.rng_state = [int(v) for v in rng]

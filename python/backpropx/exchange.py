@@ -81,7 +81,7 @@ class TorchContext:
         self.dtype = dtype
         self.layers: list[Layer] = []
         self.params: list[dict[str, Any]] = []
-        self._foldable: Dense | None = None
+        self._foldable: Layer | None = None
         self._name = ""
 
     # -- to torch
@@ -103,13 +103,17 @@ class TorchContext:
         """Append `layer` with its torch tensors (None entries are skipped)."""
         self.layers.append(layer)
         self.params.append({k: v for k, v in params.items() if v is not None})
-        self._foldable = layer if foldable and isinstance(layer, Dense) else None
+        self._foldable = layer if foldable else None
 
     def fold_activation(self, name: str) -> bool:
-        """Make `name` the activation of the Dense layer right before, if there is one."""
-        if self._foldable is None or self._foldable.activation != "identity":
+        """Make `name` the activation of the layer right before (Dense, Conv1D/2D)
+        when it was added as foldable and has none yet."""
+        layer = self._foldable
+        if layer is None or getattr(layer, "activation", None) != "identity":
             return False
-        self._foldable.activation = name
+        if name == "softmax" and not isinstance(layer, Dense):  # over positions: stays a layer of its own
+            return False
+        layer.activation = name  # type: ignore[attr-defined]
         self._foldable = None
         return True
 
@@ -136,7 +140,9 @@ class TorchContext:
 
 
 _TORCH_NAMES = ("nn.Linear", "nn.Dropout", "nn.Flatten", "nn.Unflatten", "the activations Sigmoid, Tanh, "
-                "ReLU, LeakyReLU, ELU, GELU, Softmax and Identity", "backpropx's Residual module")
+                "ReLU, LeakyReLU, ELU, GELU, Softmax and Identity", "backpropx's Residual module",
+                "nn.Conv1d/2d", "nn.MaxPool1d/2d", "nn.AvgPool1d/2d", "nn.AdaptiveAvgPool1d/2d/3d(1)",
+                "nn.BatchNorm1d/2d", "nn.LayerNorm")
 
 
 def _flatten(nn: Any, module: Any, prefix: str = "") -> list[tuple[str, Any]]:

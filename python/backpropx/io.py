@@ -1,6 +1,7 @@
 """Saving and loading networks in the safetensors format.
 
-The file holds one tensor per parameter ("{k}.weight", "{k}.bias") and, in
+The file holds one tensor per parameter ("{k}.weight", "{k}.bias") and buffer
+("{k}.running_mean", ...) and, in
 the header metadata, the format version, dtype and layer list as JSON, plus
 any caller-supplied string pairs (``extra_metadata``, stored as "extra.{key}").
 No pickle: loading runs no code from the file. Files are treated as untrusted:
@@ -300,8 +301,8 @@ def _network_from(meta: dict[str, str], tensors: dict[str, np.ndarray], path: st
     if input_shape is not None and (not isinstance(input_shape, list) or not input_shape or not all(
             isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**40 for d in input_shape)):
         raise ValueError(f"not a backpropx model: bad input_shape {meta.get('input_shape')!r:.100} in the header")
-    # Refuse before allocating: the tensors must account for every parameter.
-    expected = sum(layer.num_params() for layer in layers)
+    # Refuse before allocating: the tensors must account for every parameter and buffer.
+    expected = sum(layer.num_params() + layer.num_buffers() for layer in layers)
     present = sum(int(a.size) for a in tensors.values())
     if expected != present:
         raise ValueError(f"the file's architecture needs {expected} parameters but it holds {present}")

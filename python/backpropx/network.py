@@ -92,11 +92,17 @@ class Network:
         self._tensors: list[tuple[int, str, tuple[int, ...], int, bool]] = [
             (k, name, tuple(shape), offset, bool(l2)) for k, name, shape, offset, l2 in self._core.tensors()]
         self._index = {(k, name): i for i, (k, name, _s, _o, _l) in enumerate(self._tensors)}
+        # (layer, name, shape, offset) per buffer tensor (running statistics); fixed for life.
+        self._buffers: list[tuple[int, str, tuple[int, ...], int]] = [
+            (k, name, tuple(shape), offset) for k, name, shape, offset in self._core.buffer_tensors()]
+        self._buffer_index = {(k, name): i for i, (k, name, _s, _o) in enumerate(self._buffers)}
         for k, (layer, shapes) in enumerate(zip(own, self._core.layer_shapes([]))):
             layer._attach(self, (k,), shapes)
         for k, source in copied:
             for name, value in _parameters_of(source):
                 self._param_view(k, name)[...] = value
+            for name, value in _buffers_of(source):
+                self._buffer_view(k, name)[...] = value
 
     @staticmethod
     def _check_input_shape(input_shape: Any) -> list[int] | None:
@@ -176,6 +182,15 @@ class Network:
 
     def _param_view(self, k: int, name: str) -> np.ndarray:
         return self._core.param_view(self._index[(k, name)])
+
+    def _buffer_view(self, k: int, name: str) -> np.ndarray:
+        return self._core.buffer_view(self._buffer_index[(k, name)])
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """("{k}.{name}", view) for every buffer (BatchNorm's running_mean,
+        running_var, num_batches_tracked): state that is saved and loaded with
+        the parameters but never optimised. Views share the network's memory."""
+        return [(f"{t[0]}.{t[1]}", self._core.buffer_view(i)) for i, t in enumerate(self._buffers)]
 
     def named_parameters(self) -> list[tuple[str, np.ndarray]]:
         """("{k}.{name}", view) for every parameter tensor; views share the network's memory."""
@@ -268,21 +283,27 @@ class Network:
 
     # ---- state ---------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter, keyed "{k}.weight" / "{k}.bias" (k: layer index),
-        taken together under the network's lock: consistent even while another
-        thread trains it (named_parameters' views are not)."""
-        return self._split(self._core.params_copy())
+        """Copies of every parameter and buffer, keyed "{k}.weight", "{k}.bias",
+        "{k}.running_mean", ... (k: layer index), layer by layer as torch orders
+        them, taken together under the network's lock: consistent even while
+        another thread trains it (named_parameters' views are not)."""
+        params, buffers = self._core.state_copy()
+        entries = [(t[0], 0, name, v) for t, (name, v) in zip(self._tensors, self._split(params).items())]
+        entries += [(t[0], 1, f"{t[0]}.{t[1]}", buffers[t[3]:t[3] + int(np.prod(t[2]))].reshape(t[2]))
+                    for t in self._buffers]
+        return {name: v for _k, _kind, name, v in sorted(entries, key=lambda e: (e[0], e[1]))}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Copy parameters in. Every entry is checked first (missing, extra or
-        mis-shaped keys, dtype, non-finite values); on any error nothing changes."""
-        self._core.assign_params(self._checked_flat(state_dict))
+        """Copy parameters and buffers in. Every entry is checked first (missing,
+        extra or mis-shaped keys, dtype, non-finite values); on any error nothing changes."""
+        self._core.assign_state(*self._checked_state(state_dict))
 
-    def _checked_flat(self, state_dict: Mapping[str, Any]) -> np.ndarray:
-        """The flat parameter vector `state_dict` describes, checked; changes nothing."""
+    def _checked_state(self, state_dict: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The flat parameter and buffer vectors `state_dict` describes, checked; changes nothing."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        expected = {f"{k}.{name}": (shape, offset) for k, name, shape, offset, _l2 in self._tensors}
+        expected = {f"{k}.{name}": (shape, offset, False) for k, name, shape, offset, _l2 in self._tensors}
+        expected.update({f"{k}.{name}": (shape, offset, True) for k, name, shape, offset in self._buffers})
         missing = sorted(set(expected) - set(state_dict))
         extra = sorted(set(state_dict) - set(expected))
         if missing or extra:
@@ -293,7 +314,8 @@ class Network:
                 parts.append(f"unexpected keys {extra}")
             raise ValueError("state_dict does not match the network: " + "; ".join(parts))
         flat = np.array(self._core.flat_params())
-        for key, (shape, offset) in expected.items():
+        flat_buffers = np.array(self._core.flat_buffers())
+        for key, (shape, offset, is_buffer) in expected.items():
             arr = np.asarray(state_dict[key])
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"state_dict[{key!r}] must hold real numbers, got dtype {arr.dtype}")
@@ -306,8 +328,8 @@ class Network:
             if not np.isfinite(cast).all():
                 raise ValueError(f"state_dict[{key!r}] holds values too large for {self._dtype.name} "
                                  f"(largest magnitude {np.max(np.abs(arr)):g})")
-            flat[offset:offset + arr.size] = cast.reshape(-1)
-        return flat
+            (flat_buffers if is_buffer else flat)[offset:offset + arr.size] = cast.reshape(-1)
+        return flat, flat_buffers
 
     def save(self, path: str | os.PathLike, *, extra_metadata: Mapping[str, str] | None = None) -> None:
         """Save architecture, dtype and weights to a .safetensors file, atomically.
@@ -368,6 +390,16 @@ class Network:
 def _attached_anywhere(layer: Layer) -> bool:
     """True when the layer, or a layer inside it, belongs to a network."""
     return layer.network is not None or any(_attached_anywhere(c) for c in getattr(layer, "_layers", ()))
+
+
+def _buffers_of(layer: Layer) -> list[tuple[str, np.ndarray]]:
+    """(name within the layer, values) of the buffers, as _parameters_of does for parameters."""
+    if layer.network is not None:
+        return [(name, layer._buffer(name)) for name in layer.buffer_names]
+    out = []
+    for j, child in enumerate(getattr(layer, "_layers", ())):
+        out.extend((f"{j}.{name}", value) for name, value in _buffers_of(child))
+    return out
 
 
 def _parameters_of(layer: Layer) -> list[tuple[str, np.ndarray]]:

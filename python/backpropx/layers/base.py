@@ -53,6 +53,9 @@ class Layer:
 
     kind: ClassVar[str] = ""
     param_names: tuple[str, ...] = ()
+    # State that is not a parameter (BatchNorm's running statistics): saved,
+    # loaded and checkpointed with the parameters, never optimised.
+    buffer_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._network: Network | None = None
@@ -83,6 +86,14 @@ class Layer:
                                "once a Network is built from it")
         return sum(self._param(name).size for name in self.param_names)
 
+    def num_buffers(self) -> int:
+        """Number of buffer values (running statistics); 0 for most layers."""
+        if not self.buffer_names:
+            return 0
+        if self._network is None:
+            raise RuntimeError(f"{type(self).__name__} is not part of a Network yet")
+        return sum(self._buffer(name).size for name in self.buffer_names)
+
     # ---- membership of a network -------------------------------------------------
     def _attach(self, network: Network, path: tuple[int, ...],
                 shapes: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
@@ -101,6 +112,12 @@ class Layer:
             raise RuntimeError(f"{type(self).__name__} is not part of a Network yet; its parameters "
                                "exist once a Network is built from it")
         return self._network._param_view(self._index, self._prefix + name)
+
+    def _buffer(self, name: str) -> np.ndarray:
+        if self._network is None:
+            raise RuntimeError(f"{type(self).__name__} is not part of a Network yet; its buffers "
+                               "exist once a Network is built from it")
+        return self._network._buffer_view(self._index, self._prefix + name)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -48,8 +48,15 @@ class Residual(Layer):
     def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(f"{j}.{name}" for j, layer in enumerate(self._layers) for name in layer.param_names)
 
+    @property
+    def buffer_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(f"{j}.{name}" for j, layer in enumerate(self._layers) for name in layer.buffer_names)
+
     def num_params(self) -> int:
         return sum(layer.num_params() for layer in self._layers)
+
+    def num_buffers(self) -> int:
+        return sum(layer.num_buffers() for layer in self._layers)
 
     def _config(self) -> dict[str, Any]:
         return {"kind": "residual", "layers": [layer._config() for layer in self._layers]}
