@@ -86,7 +86,12 @@ def test_from_torch_dtype_conversion_and_nesting():
 
 
 @pytest.mark.parametrize("module, match", [
-    (nn.Sequential(nn.Linear(3, 4), nn.Conv1d(1, 1, 1)), r"module '1' \(Conv1d.*not supported"),
+    (nn.Sequential(nn.Linear(3, 4), nn.ConvTranspose1d(1, 1, 1)), r"module '1' \(ConvTranspose1d.*not supported"),
+    (nn.Sequential(nn.Conv1d(2, 2, 1, groups=2)), r"module '0' \(Conv1d.*groups=1"),
+    (nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect")), r"module '0'.*padding_mode='zeros'"),
+    (nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), r"module '0'.*ceil_mode=False"),
+    (nn.Sequential(nn.MaxPool1d(2, dilation=2)), r"module '0'.*no dilation"),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(2)), r"module '0'.*output_size=1"),
     (nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2)), r"module '1'.*negative_slope=0.2"),
     (nn.Sequential(nn.Linear(3, 4), nn.ELU(alpha=0.5)), r"module '1'.*alpha=0.5"),
     (nn.Sequential(nn.Linear(3, 4), nn.GELU(approximate="tanh")), r"module '1'.*approximate='tanh'"),

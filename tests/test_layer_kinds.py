@@ -141,6 +141,105 @@ def _residual(rng, seed) -> Case:
     return layers, shape
 
 
+# ---- windows over (C, L) / (C, H, W): odd sizes, stride above the kernel,
+# padding of at least half the kernel, dilation, 1-pixel images, batch 1 ------
+CONV_ACTS = [a for a in ACTS if a != "softmax"]
+
+
+def _batch(seed: int) -> int:
+    return (1, 3, 5)[seed % 3]  # as _run draws it
+
+
+def _conv_axis(rng, seed: int, variant: int) -> tuple[int, int, int, int, int]:
+    """(size, kernel, stride, padding, dilation) of one axis; size 1 at times."""
+    k = int(rng.integers(1, 4))
+    stride = (1, 2, k + 1)[variant % 3]  # k + 1: stride above the kernel
+    dilation = (1, 1, 2)[(variant // 3) % 3] if k > 1 else 1
+    pad = (0, (k + 1) // 2, k)[(variant // 2) % 3]  # (k+1)//2 >= k/2; k: more than the kernel's half
+    span = dilation * (k - 1) + 1
+    size = max(1 if variant % 5 == 4 else _odd(rng, 1, 9), span - 2 * pad)  # 1-pixel when it fits
+    return size, k, stride, pad, dilation
+
+
+def _conv(rng, seed, dims: int) -> Case:
+    cls = bx.Conv1D if dims == 1 else bx.Conv2D
+    c_in, c_out = _odd(rng, 1, 3), _odd(rng, 1, 5)
+    axes = [_conv_axis(rng, seed, seed + 2 * a) for a in range(dims)]
+    size, kernel, stride, pad, dilation = (tuple(v[i] for v in axes) for i in range(5))
+    padding: Any = pad
+    if seed % 4 == 1:
+        stride, padding = (1,) * dims, "same"
+    if seed % 8 == 6:  # pointwise: the samples themselves are the columns
+        kernel, stride, padding, dilation = (1,) * dims, (1,) * dims, 0, (1,) * dims
+    conv = cls(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=seed % 4 != 3,
+               activation=CONV_ACTS[seed % len(CONV_ACTS)])
+    shape = (c_in, *size)
+    if seed % 2:  # the layer's input gradient reaches the loss through a second convolution
+        return [conv, cls(c_out, 3, 1, activation="tanh"), bx.Flatten()], shape
+    return [conv], shape
+
+
+def _pool_axis(rng, variant: int, n: int) -> tuple[int, int, int, int]:
+    """(size, kernel, stride, padding) of one axis."""
+    k = int(rng.integers(1, 4))
+    stride = (k, 1, k + 1)[variant % 3]
+    pad = (0, k // 2)[(variant // 3) % 2]
+    size = max(1 if variant % 5 == 4 else _odd(rng, 1, 9), k - 2 * pad)
+    return size, k, stride, pad
+
+
+def _pool(rng, seed, kind: str) -> Case:
+    dims = int(kind[-2])
+    cls = {"max_pool1d": bx.MaxPool1D, "max_pool2d": bx.MaxPool2D, "avg_pool1d": bx.AvgPool1D,
+           "avg_pool2d": bx.AvgPool2D}[kind]
+    axes = [_pool_axis(rng, seed + 2 * a, _batch(seed)) for a in range(dims)]
+    size, kernel, stride, pad = (tuple(v[i] for v in axes) for i in range(4))
+    extra = {"count_include_pad": seed % 2 == 0} if kind.startswith("avg") else {}
+    pool = cls(kernel, stride=None if seed % 7 == 0 else stride, padding=pad, **extra)
+    c = _odd(rng, 1, 3)
+    if seed % 2:  # behind a convolution, whose gradients then pass through the pooling
+        conv = (bx.Conv1D if dims == 1 else bx.Conv2D)(2, c, 1, activation="tanh")
+        return [conv, pool, bx.Flatten()], (2, *size)
+    return [pool], (c, *size)
+
+
+def _global_avg_pool(rng, seed) -> Case:
+    rank = 2 + seed % 3
+    shape = (_odd(rng, 1, 5), *(_odd(rng, 1, 5) for _ in range(rank - 1)))
+    pool = bx.GlobalAvgPool(keepdim=seed % 4 == 2)
+    if seed % 2:
+        return [pool, bx.Flatten(), bx.Dense(shape[0], 3, activation="relu")], shape
+    return [pool], shape
+
+
+def _batch_norm(rng, seed, dims: int) -> Case:
+    c = _odd(rng, 3, 5)  # a single channel's gradients can be too small for float32 differences
+    if dims == 1:  # (C,) needs a batch above 1 in training
+        shape: tuple[int, ...] = (c,) if _batch(seed) > 1 and seed % 2 else (c, _odd(rng, 3, 7))
+    else:
+        shape = (c, _odd(rng, 1, 5), _odd(rng, 3, 5) if _batch(seed) == 1 else _odd(rng, 1, 5))
+    cls = bx.BatchNorm1D if dims == 1 else bx.BatchNorm2D
+    options = [{}, {"affine": False}, {"momentum": None}, {"track_running_stats": False}, {"eps": 1e-3}]
+    bn = cls(c, **options[seed % len(options)])
+    if seed % 3 == 1:  # between two layers with parameters; the first without a bias, which
+        # the normalisation would cancel (its gradient is zero)
+        head = ((bx.Conv1D(2, c, 1, bias=False) if len(shape) == 2 else bx.Conv2D(2, c, 1, bias=False))
+                if len(shape) > 1 else bx.Dense(2, c, bias=False))
+        return [head, bn, bx.Activation("tanh"), bx.Flatten(), bx.Dense(int(np.prod(shape)), 3)], (2, *shape[1:])
+    return [bn], shape
+
+
+def _layer_norm(rng, seed) -> Case:
+    shape = _sample_shape(rng, seed)
+    axes = 1 + (seed // 3) % len(shape)
+    norm = shape[len(shape) - axes:]
+    options = [{}, {"elementwise_affine": False}, {"bias": False}, {"eps": 1e-3}]
+    ln = bx.LayerNorm(norm, **options[seed % len(options)])
+    if seed % 2:
+        return [bx.Dense(shape[-1], shape[-1], activation="tanh"), ln, bx.Dense(shape[-1], 3)], shape
+    return [ln], shape
+
+
 #: kind -> a function (rng, seed) -> (layers, input_shape or None) drawing a
 #: small network that contains the kind.
 GENERATORS: dict[str, Callable[[np.random.Generator, int], Case]] = {
@@ -150,6 +249,16 @@ GENERATORS: dict[str, Callable[[np.random.Generator, int], Case]] = {
     "flatten": _flatten,
     "reshape": _reshape,
     "residual": _residual,
+    "conv1d": lambda rng, seed: _conv(rng, seed, 1),
+    "conv2d": lambda rng, seed: _conv(rng, seed, 2),
+    "max_pool1d": lambda rng, seed: _pool(rng, seed, "max_pool1d"),
+    "max_pool2d": lambda rng, seed: _pool(rng, seed, "max_pool2d"),
+    "avg_pool1d": lambda rng, seed: _pool(rng, seed, "avg_pool1d"),
+    "avg_pool2d": lambda rng, seed: _pool(rng, seed, "avg_pool2d"),
+    "global_avg_pool": _global_avg_pool,
+    "batch_norm1d": lambda rng, seed: _batch_norm(rng, seed, 1),
+    "batch_norm2d": lambda rng, seed: _batch_norm(rng, seed, 2),
+    "layer_norm": _layer_norm,
 }
 CASES = [(kind, seed) for kind in GENERATORS for seed in SEEDS]
 

@@ -467,6 +467,41 @@ def _t_residual(layer, x, params, name, masks):
     return x + torch_stack(layer["layers"], x, params, masks, name)
 
 
+def _t_param(layer, params, name, key):
+    if key not in layer["params"]:
+        return None
+    params[name + key] = t64(layer["params"][key], True)
+    return params[name + key]
+
+
+def _t_conv(layer, x, params, name, masks):
+    conv = F.conv1d if layer["kind"] == "conv1d" else F.conv2d
+    W, b = _t_param(layer, params, name, "weight"), _t_param(layer, params, name, "bias")
+    pad = layer["padding"] if isinstance(layer["padding"], str) else tuple(layer["padding"])
+    y = conv(x, W, b, stride=tuple(layer["stride"]), padding=pad, dilation=tuple(layer["dilation"]))
+    return _t_act(layer["activation"], y)
+
+
+def _t_pool(layer, x, params, name, masks):
+    kind, dims = layer["kind"], layer["kind"][-2]
+    args = (tuple(layer["kernel_size"]), tuple(layer["stride"]), tuple(layer["padding"]))
+    if kind.startswith("max"):
+        return getattr(F, f"max_pool{dims}d")(x, *args)
+    return getattr(F, f"avg_pool{dims}d")(x, *args, count_include_pad=layer["count_include_pad"])
+
+
+def _t_batch_norm(layer, x, params, name, masks):
+    W, b = _t_param(layer, params, name, "weight"), _t_param(layer, params, name, "bias")
+    p = layer["params"]
+    stats = (t64(p["running_mean"]), t64(p["running_var"])) if "running_mean" in p else (None, None)
+    return F.batch_norm(x, *stats, W, b, training=masks is not None or stats[0] is None, eps=layer["eps"])
+
+
+def _t_layer_norm(layer, x, params, name, masks):
+    W, b = _t_param(layer, params, name, "weight"), _t_param(layer, params, name, "bias")
+    return F.layer_norm(x, tuple(layer["normalized_shape"]), W, b, eps=layer["eps"])
+
+
 #: kind -> its torch form (layer, x, params, name prefix, masks) -> y; the
 #: parameters it creates are added to `params` under their state_dict names.
 TORCH_KINDS = {
@@ -476,6 +511,18 @@ TORCH_KINDS = {
     "flatten": lambda layer, x, params, name, masks: x.flatten(1),
     "reshape": lambda layer, x, params, name, masks: x.reshape(x.shape[0], *layer["shape"]),
     "residual": _t_residual,
+    "conv1d": _t_conv,
+    "conv2d": _t_conv,
+    "max_pool1d": _t_pool,
+    "max_pool2d": _t_pool,
+    "avg_pool1d": _t_pool,
+    "avg_pool2d": _t_pool,
+    "global_avg_pool": lambda layer, x, params, name, masks: x.mean(dim=tuple(range(2, x.ndim)),
+                                                                     keepdim=layer["keepdim"]).reshape(
+        x.shape[0], -1, *([1] * (x.ndim - 2) if layer["keepdim"] else [])),
+    "batch_norm1d": _t_batch_norm,
+    "batch_norm2d": _t_batch_norm,
+    "layer_norm": _t_layer_norm,
 }
 
 
@@ -503,14 +550,90 @@ def _all_kinds_stack(rng):
             {"kind": "reshape", "shape": (2, -1)}, act("sigmoid")]
 
 
+def _conv(rng, kind, c_in, c_out, kernel, activation, **options):
+    dims = 1 if kind == "conv1d" else 2
+    pair = lambda v: [v] * dims if isinstance(v, int) else list(v)  # noqa: E731
+    k = pair(kernel)
+    params = {"weight": rng.standard_normal((c_out, c_in, *k)) / np.sqrt(c_in * np.prod(k)),
+              "bias": rng.standard_normal(c_out) * 0.1}
+    padding = options.get("padding", 0)
+    return {"kind": kind, "in_channels": c_in, "out_channels": c_out, "kernel_size": k,
+            "stride": pair(options.get("stride", 1)), "padding": padding if isinstance(padding, str) else pair(padding),
+            "dilation": pair(options.get("dilation", 1)), "activation": activation, "bias": True, "params": params}
+
+
+def _norm(rng, kind, c, **options):
+    params = {"weight": 1 + 0.1 * rng.standard_normal(c), "bias": 0.1 * rng.standard_normal(c),
+              "running_mean": rng.standard_normal(c), "running_var": rng.random(c) + 0.5}
+    return dict({"kind": kind, "num_features": c, "eps": 1e-5, "params": params}, **options)
+
+
+def _window_kinds_stack(rng):
+    """Samples (2, 9, 8) through the convolution, pooling and normalisation kinds,
+    with odd sizes, stride above the kernel, padding, dilation and 'same'."""
+    pool = lambda kind, k, s, p, **o: dict({"kind": kind, "kernel_size": k, "stride": s, "padding": p}, **o)  # noqa
+    return [_conv(rng, "conv2d", 2, 3, (3, 2), "tanh", stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+            _norm(rng, "batch_norm2d", 3),
+            pool("max_pool2d", [3, 3], [2, 1], [1, 1]),
+            pool("avg_pool2d", [2, 3], [3, 1], [1, 1], count_include_pad=False),
+            {"kind": "reshape", "shape": (3, -1)},
+            _conv(rng, "conv1d", 3, 4, 3, "elu", padding="same"),
+            pool("max_pool1d", [2], [3], [1]),
+            pool("avg_pool1d", [3], [1], [1], count_include_pad=True),
+            _norm(rng, "batch_norm1d", 4),
+            {"kind": "layer_norm", "normalized_shape": [4, 7], "eps": 1e-5,
+             "params": {"weight": 1 + rng.standard_normal((4, 7)) * 0.1, "bias": rng.standard_normal((4, 7)) * 0.1}},
+            {"kind": "reshape", "shape": (4, 7, 1)},
+            {"kind": "global_avg_pool", "keepdim": False}]
+
+
 def test_every_reference_kind_has_a_torch_form():
     assert set(TORCH_KINDS) == set(ref.KINDS)
 
 
 @pytest.mark.parametrize("training", [True, False])
+def test_window_kinds_match_torch(training, rng):
+    """The convolution, pooling and normalisation kinds of the reference (written
+    from their definitions, tap by tap and window by window) against torch's
+    functional forms: output, input and parameter gradients; batch norm with
+    batch statistics in training and the running ones in evaluation."""
+    layers = _window_kinds_stack(rng)
+    x = rng.standard_normal((3, 2, 9, 8))
+    out_shape, param_shapes = ref.stack_shapes(layers, (2, 9, 8))
+    dout = rng.standard_normal((3, *out_shape))
+    out, dx, grads = ref.network_vjp(layers, x, dout, ref.Pass(training=training))
+    params = {}
+    xt = t64(x, True)
+    out_t = torch_stack(layers, xt, params, [] if training else None)
+    *g, gx = torch.autograd.grad((out_t * t64(dout)).sum(), [*params.values(), xt])
+    assert out.shape[1:] == out_shape == tuple(out_t.shape[1:])
+    assert list(grads) == list(params) == list(param_shapes)
+    close(out, out_t)
+    close(dx, gx)
+    for key, gt in zip(params, g):
+        close(grads[key], gt)
+    # a wrong reference (max pooling sending its gradient to the last maximum's
+    # neighbour) would fail: the tolerance is far below one element's gradient
+    assert np.max(np.abs(dx)) > 1e-3
+
+
+def test_batch_norm_running_update_matches_torch(rng):
+    """The running estimates after a training batch: momentum 0.1, the
+    unbiased variance (torch.nn.functional.batch_norm updates them in place)."""
+    x = rng.standard_normal((5, 3, 4, 2))
+    rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
+    rmt, rvt = t64(rm), t64(rv)
+    F.batch_norm(t64(x), rmt, rvt, training=True, momentum=0.1)
+    mean, var = ref.running_update(rm, rv, x, 0.1)
+    close(mean, rmt)
+    close(var, rvt)
+
+
+@pytest.mark.parametrize("training", [True, False])
 def test_layer_kinds_match_torch(training, rng):
     layers = _all_kinds_stack(rng)
-    assert {layer["kind"] for layer in layers} | {"residual"} == set(ref.KINDS)
+    window_kinds = {layer["kind"] for layer in _window_kinds_stack(rng)}  # test_window_kinds_match_torch
+    assert {layer["kind"] for layer in layers} | {"residual"} | window_kinds == set(ref.KINDS)
     x = rng.standard_normal((3, 2, 3, 4))
     masks = [(rng.random((3, 2, 3, 5)) > 0.25).astype(float), (rng.random((3, 2, 3, 5)) > 0.5).astype(float)]
     out_shape, param_shapes = ref.stack_shapes(layers, (2, 3, 4))

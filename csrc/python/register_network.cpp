@@ -207,6 +207,7 @@ void bind_network(py::module_& m) {
         if (h.net->num_params() > 0) std::memcpy(h.net->params(), params.data(), h.net->num_params() * sizeof(T));
         if (h.net->num_buffers() > 0)
           std::memcpy(h.net->buffers(), buffers.data(), h.net->num_buffers() * sizeof(T));
+        h.manual.pending = false;  // a pending backward would mix old activations with new weights
       }, py::arg("params"), py::arg("buffers"),
          "Copy flat parameters and buffers in at once, excluding concurrent predicts")
       .def("set_trainable", [](Holder& h, std::size_t k, bool on) {

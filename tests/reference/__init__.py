@@ -52,6 +52,7 @@ from .network import (
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .reshape import resolve_shape
 from .stack import KINDS, Kind, Pass, param_shapes, stack_backward, stack_forward, stack_shapes
+from .norm import running_update
 
 __all__ = [
     "ACTIVATIONS",
@@ -93,6 +94,7 @@ __all__ = [
     "one_hot",
     "param_shapes",
     "resolve_shape",
+    "running_update",
     "softmax",
     "softmax_backward",
     "stack_backward",

@@ -28,8 +28,11 @@ from typing import Any
 import numpy as np
 
 from .activations import activation_backward, activation_forward
+from .conv import conv_backward, conv_forward, conv_output_size
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
+from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .reshape import flatten_shape, reshape_backward, reshape_forward, resolve_shape
 
 __all__ = [
@@ -192,6 +195,185 @@ def _residual_shapes(layer, shape):
     return tuple(shape), params
 
 
+# ---- windows over (C, L) or (C, H, W) samples: 1-D is 2-D with a height of 1 ----
+def _dims(layer) -> int:
+    return 1 if layer["kind"].endswith("1d") else 2
+
+
+def _to_2d(x: np.ndarray, dims: int) -> np.ndarray:
+    return x[:, :, None, :] if dims == 1 else x
+
+
+def _from_2d(y: np.ndarray, dims: int) -> np.ndarray:
+    return y[:, :, 0, :] if dims == 1 else y
+
+
+def _pair(layer, key: str, default: int) -> tuple[int, int]:
+    value = layer.get(key, default)
+    values = [value] * _dims(layer) if isinstance(value, int) else list(value)
+    return tuple(values) if len(values) == 2 else (1 if default > 0 else 0, values[0])  # type: ignore[return-value]
+
+
+def _conv_geometry(layer):
+    """(kernel, stride, dilation, pad before, pad after) of a conv layer, as 2-D pairs."""
+    k, s, d = _pair(layer, "kernel_size", 1), _pair(layer, "stride", 1), _pair(layer, "dilation", 1)
+    padding = layer.get("padding", 0)
+    if padding == "valid":
+        before = after = (0, 0)
+    elif padding == "same":  # dilation*(k-1) in all, the odd one after (torch)
+        total = tuple(di * (ki - 1) for di, ki in zip(d, k))
+        before, after = tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
+    else:
+        before = after = _pair(layer, "padding", 0)
+    return k, s, d, before, after
+
+
+def _conv_forward(layer, x, ctx):
+    dims, p = _dims(layer), layer["params"]
+    _, s, d, before, after = _conv_geometry(layer)
+    W = p["weight"] if dims == 2 else p["weight"][:, :, None, :]
+    z = _from_2d(conv_forward(_to_2d(x, dims), W, p.get("bias"), s, before, after, d), dims)
+    a = activation_forward(z, layer.get("activation"))
+    return a, (x, z, a)
+
+
+def _conv_backward(layer, cache, dy, ctx):
+    x, z, a = cache
+    dims, p = _dims(layer), layer["params"]
+    _, s, d, before, after = _conv_geometry(layer)
+    W = p["weight"] if dims == 2 else p["weight"][:, :, None, :]
+    dz = activation_backward(z, a, dy, layer.get("activation"))
+    dx, dW, db = conv_backward(_to_2d(x, dims), W, _to_2d(dz, dims), s, before, after, d)
+    grads = {"weight": dW.reshape(p["weight"].shape)}
+    if p.get("bias") is not None:
+        grads["bias"] = db
+    return _from_2d(dx, dims), grads
+
+
+def _conv_shapes(layer, shape):
+    dims = _dims(layer)
+    k, s, d, before, after = _conv_geometry(layer)
+    c_in, c_out = int(layer["in_channels"]), int(layer["out_channels"])
+    if len(shape) != dims + 1 or shape[0] != c_in:
+        raise ValueError(f"{layer['kind']} with in_channels={c_in} receives per-sample shape {shape}")
+    spatial = (1, *shape[1:]) if dims == 1 else shape[1:]
+    out = tuple(conv_output_size(spatial[a], before[a], after[a], k[a], s[a], d[a]) for a in range(2))
+    params = {"weight": (c_out, c_in, *k[2 - dims:])}
+    if layer.get("bias", True):
+        params["bias"] = (c_out,)
+    return (c_out, *out[2 - dims:]), params
+
+
+def _pool_geometry(layer):
+    k = _pair(layer, "kernel_size", 1)
+    stride = layer.get("stride")
+    return k, (k if stride is None else _pair(layer, "stride", 1)), _pair(layer, "padding", 0)
+
+
+def _pool_forward(layer, x, ctx):
+    dims = _dims(layer)
+    k, s, p = _pool_geometry(layer)
+    x2 = _to_2d(x, dims)
+    if layer["kind"].startswith("max"):
+        y, where = max_pool_forward(x2, k, s, p)
+        return _from_2d(y, dims), (x2.shape, where)
+    y = avg_pool_forward(x2, k, s, p, layer.get("count_include_pad", True))
+    return _from_2d(y, dims), (x2.shape, None)
+
+
+def _pool_backward(layer, cache, dy, ctx):
+    dims = _dims(layer)
+    k, s, p = _pool_geometry(layer)
+    shape, where = cache
+    if where is not None:
+        return _from_2d(max_pool_backward(shape, where, _to_2d(dy, dims)), dims), {}
+    dx = avg_pool_backward(shape, _to_2d(dy, dims), k, s, p, layer.get("count_include_pad", True))
+    return _from_2d(dx, dims), {}
+
+
+def _pool_shapes(layer, shape):
+    dims = _dims(layer)
+    k, s, p = _pool_geometry(layer)
+    spatial = (1, *shape[1:]) if dims == 1 else shape[1:]
+    out = tuple((spatial[a] + 2 * p[a] - k[a]) // s[a] + 1 for a in range(2))
+    return (shape[0], *out[2 - dims:]), {}
+
+
+# ---- global average: (C, *positions) -> (C,) or (C, 1, ...) ------------------------
+def _global_avg_forward(layer, x, ctx):
+    y = x.reshape(*x.shape[:2], -1).mean(axis=2)
+    if layer.get("keepdim", False):
+        y = y.reshape(*x.shape[:2], *([1] * (x.ndim - 2)))
+    return y, x.shape
+
+
+def _global_avg_backward(layer, x_shape, dy, ctx):
+    # forward y = sum(x) / S per channel: every position gets dy / S
+    S = math.prod(x_shape[2:])
+    d = dy.reshape(*x_shape[:2], *([1] * (len(x_shape) - 2)))
+    return np.broadcast_to(d / dy.dtype.type(S), x_shape).copy(), {}
+
+
+def _global_avg_shapes(layer, shape):
+    return ((shape[0], *([1] * (len(shape) - 1))) if layer.get("keepdim", False) else (shape[0],)), {}
+
+
+# ---- batch norm: running statistics read from params in evaluation ------------------
+def _batch_norm_forward(layer, x, ctx):
+    p = layer["params"]
+    track = layer.get("track_running_stats", True)
+    if ctx.training or not track:
+        y, cache = batch_norm_forward(x, p.get("weight"), p.get("bias"), float(layer.get("eps", 1e-5)))
+    else:
+        y, cache = batch_norm_forward(x, p.get("weight"), p.get("bias"), float(layer.get("eps", 1e-5)),
+                                      p["running_mean"], p["running_var"])
+    return y, cache
+
+
+def _batch_norm_backward(layer, cache, dy, ctx):
+    p = layer["params"]
+    dx, dw, db = batch_norm_backward(cache, p.get("weight"), dy)
+    return dx, ({"weight": dw, "bias": db} if "weight" in p else {})
+
+
+def _batch_norm_shapes(layer, shape):
+    c = int(layer["num_features"])
+    if shape[0] != c:
+        raise ValueError(f"{layer['kind']}({c}) receives per-sample shape {shape}")
+    return tuple(shape), ({"weight": (c,), "bias": (c,)} if layer.get("affine", True) else {})
+
+
+def _layer_norm_forward(layer, x, ctx):
+    p = layer["params"]
+    D = math.prod(layer["normalized_shape"])
+    y, cache = layer_norm_forward(x, p.get("weight"), p.get("bias"), float(layer.get("eps", 1e-5)), D)
+    return y, cache
+
+
+def _layer_norm_backward(layer, cache, dy, ctx):
+    p = layer["params"]
+    shape = tuple(layer["normalized_shape"])
+    dx, dw, db = layer_norm_backward(cache, p.get("weight"), dy, math.prod(shape))
+    grads = {}
+    if "weight" in p:
+        grads["weight"] = dw.reshape(shape)
+    if "bias" in p:
+        grads["bias"] = db.reshape(shape)
+    return dx, grads
+
+
+def _layer_norm_shapes(layer, shape):
+    norm = tuple(layer["normalized_shape"])
+    if tuple(shape[len(shape) - len(norm):]) != norm:
+        raise ValueError(f"LayerNorm{norm} receives per-sample shape {shape}")
+    params = {}
+    if layer.get("elementwise_affine", True):
+        params["weight"] = norm
+        if layer.get("bias", True):
+            params["bias"] = norm
+    return tuple(shape), params
+
+
 #: kind -> its forward, backward, shapes and final-activation key.
 KINDS: dict[str, Kind] = {
     "dense": Kind(_dense_forward, _dense_backward, _dense_shapes, activation_key="activation"),
@@ -200,6 +382,16 @@ KINDS: dict[str, Kind] = {
     "flatten": Kind(_reshape_forward, _reshape_backward, _reshape_shapes),
     "reshape": Kind(_reshape_forward, _reshape_backward, _reshape_shapes),
     "residual": Kind(_residual_forward, _residual_backward, _residual_shapes),
+    "conv1d": Kind(_conv_forward, _conv_backward, _conv_shapes, activation_key="activation"),
+    "conv2d": Kind(_conv_forward, _conv_backward, _conv_shapes, activation_key="activation"),
+    "max_pool1d": Kind(_pool_forward, _pool_backward, _pool_shapes),
+    "max_pool2d": Kind(_pool_forward, _pool_backward, _pool_shapes),
+    "avg_pool1d": Kind(_pool_forward, _pool_backward, _pool_shapes),
+    "avg_pool2d": Kind(_pool_forward, _pool_backward, _pool_shapes),
+    "global_avg_pool": Kind(_global_avg_forward, _global_avg_backward, _global_avg_shapes),
+    "batch_norm1d": Kind(_batch_norm_forward, _batch_norm_backward, _batch_norm_shapes),
+    "batch_norm2d": Kind(_batch_norm_forward, _batch_norm_backward, _batch_norm_shapes),
+    "layer_norm": Kind(_layer_norm_forward, _layer_norm_backward, _layer_norm_shapes),
 }
 
 
