@@ -14,7 +14,8 @@ namespace {
 
 constexpr std::size_t kGroupColumns = 2048;     // columns worth one product (the GEMM's N block)
 constexpr std::size_t kGroupElements = 1 << 20;  // bound of a multi-sample column matrix
-constexpr std::size_t kGrain = 1 << 14;          // elements per task before threads pay off
+constexpr std::size_t kGrain = 1 << 16;          // elements copied per task before a fork/join pays off
+constexpr std::size_t kKeptColumns = 1 << 16;     // column values per sample a training forward may cache
 
 // The epilogue of the forward product, for m samples: Z holds sample i's
 // channel o at Z[o*ld + i*P .. + P] (in place: z itself, ld = P, m = 1).
@@ -57,7 +58,8 @@ void bias_activation(Activation a, const T* bias, const T* Z, std::size_t ld, T*
 template <class T>
 Conv<T>::Conv(std::size_t dims, const kernels::Window& g, std::size_t out_channels, bool bias,
               Activation activation, Init init)
-    : dims_(dims), g_(g), out_(out_channels), has_bias_(bias), act_(activation), init_(init) {
+    : dims_(dims), g_(g), ranges_(kernels::tap_ranges(g)), out_(out_channels), has_bias_(bias), act_(activation),
+      init_(init) {
   require(out_ > 0, "a convolution needs out_channels >= 1");
   checked_mul(checked_mul(out_, taps()), positions());
 }
@@ -99,6 +101,11 @@ bool Conv<T>::pointwise() const {
 }
 
 template <class T>
+bool Conv<T>::keeps_columns() const {
+  return !pointwise() && taps() * positions() <= kKeptColumns;
+}
+
+template <class T>
 std::size_t Conv<T>::group(std::size_t n) const {
   const std::size_t P = positions();
   std::size_t m = (kGroupColumns + P - 1) / P;
@@ -106,9 +113,11 @@ std::size_t Conv<T>::group(std::size_t n) const {
   return std::max<std::size_t>(1, std::min(m, n));
 }
 
+// cache: [z (N, OUT, P) when there is an activation | the column matrices, group after group, when kept]
 template <class T>
 std::size_t Conv<T>::cache_size(std::size_t n) const {
-  return act_ == Activation::identity ? 0 : checked_mul(checked_mul(n, out_), positions());
+  const std::size_t z = act_ == Activation::identity ? 0 : checked_mul(checked_mul(n, out_), positions());
+  return z + (keeps_columns() ? checked_mul(checked_mul(n, taps()), positions()) : 0);
 }
 
 // scratch: [columns (taps, m*P), unless pointwise with m = 1 | product (OUT, m*P) when m > 1]
@@ -127,7 +136,7 @@ const T* Conv<T>::columns(const T* x, std::size_t s, std::size_t m, T* cols) con
   parallel_rows(m * g_.C, kGrain / (g_.taps() * P + 1) + 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t t = b; t < e;) {
       const std::size_t i = t / g_.C, c0 = t % g_.C, c1 = std::min(g_.C, c0 + (e - t));
-      kernels::im2col(g_, x + (s + i) * sample, cols + i * P, m * P, c0, c1);
+      kernels::im2col(g_, ranges_, x + (s + i) * sample, cols + i * P, m * P, c0, c1);
       t += c1 - c0;
     }
   });
@@ -139,12 +148,13 @@ void Conv<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::siz
   // x is (N, C, H, W), y and the cache z are (N, OUT, OH, OW); per group of m samples:
   // Z (OUT, m*P) = W (OUT, C*KH*KW) . cols (C*KH*KW, m*P)
   const std::size_t P = positions(), K = taps(), M = group(n);
-  T* z = buffers.cache;  // null in inference or without activation
-  T* cols = buffers.scratch;
+  const bool act = act_ != Activation::identity;
+  T* z = act ? buffers.cache : nullptr;  // null in inference or without activation
+  T* kept = buffers.cache && keeps_columns() ? buffers.cache + (act ? n * out_ * P : 0) : nullptr;
   T* product = buffers.scratch + (M > 1 ? K * M * P : 0);
   for (std::size_t s = 0; s < n; s += M) {
     const std::size_t m = std::min(M, n - s);
-    const T* B = columns(x, s, m, cols);
+    const T* B = columns(x, s, m, kept ? kept + s * K * P : buffers.scratch);
     T* zs = z ? z + s * out_ * P : nullptr;
     T* ys = y + s * out_ * P;
     // one sample: the product lands in its own output (in place epilogue)
@@ -161,7 +171,9 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
   // dz = dy * f'(z), in place in dy;  db[o] += sum over samples and positions of dz[., o, .]
   const std::size_t P = positions(), K = taps(), M = group(n), sample = g_.C * g_.plane();
   const bool learn = this->trainable();
-  const T* zc = act_ == Activation::identity ? y : buffers.cache;
+  const bool act = act_ != Activation::identity;
+  const T* zc = act ? buffers.cache : y;
+  const T* kept = keeps_columns() ? buffers.cache + (act ? n * out_ * P : 0) : nullptr;
   activation_backward_bias<T>(act_, zc, y, dy, nullptr, n * out_, P);
   if (learn && has_bias_)
     for (std::size_t i = 0; i < n; ++i)
@@ -186,8 +198,8 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
     }
     // dW += dZ cols^T : dZ (OUT, m*P), cols (K, m*P), dW (OUT, K)
     if (learn)
-      gemm<T>(Trans::N, Trans::T, out_, K, m * P, T(1), dZ, m * P, columns(x, s, m, cols), m * P, T(1),
-              dweight_, K);
+      gemm<T>(Trans::N, Trans::T, out_, K, m * P, T(1), dZ, m * P, kept ? kept + s * K * P : columns(x, s, m, cols),
+              m * P, T(1), dweight_, K);
     if (dx == nullptr) continue;
     // dcols = W^T dZ : W (OUT, K), dcols (K, m*P); then dx = col2im(dcols)
     if (pointwise() && m == 1) {
@@ -198,7 +210,7 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
     parallel_rows(m * g_.C, kGrain / (g_.taps() * P + 1) + 1, [&](std::size_t b, std::size_t e) {
       for (std::size_t t = b; t < e;) {
         const std::size_t i = t / g_.C, c0 = t % g_.C, c1 = std::min(g_.C, c0 + (e - t));
-        kernels::col2im(g_, cols + i * P, m * P, dx + (s + i) * sample, c0, c1);
+        kernels::col2im(g_, ranges_, cols + i * P, m * P, dx + (s + i) * sample, c0, c1);
         t += c1 - c0;
       }
     });

@@ -11,11 +11,13 @@
 // of several samples side by side, so one product covers them; its
 // (OUT, samples*P) result is then copied into (samples, OUT, P) by the same
 // pass that adds the bias and applies the activation. 1x1 convolutions with
-// stride 1 and no padding use the samples themselves as the columns.
+// stride 1 and no padding use the samples themselves as the columns. When
+// a sample's columns are small (small images, few channels), a training
+// forward keeps them in the cache for backward instead of rebuilding them.
 #pragma once
 
 #include "backpropx/layers/registry.hpp"
-#include "kernels/window.hpp"
+#include "kernels/im2col.hpp"
 
 namespace bpx {
 
@@ -48,12 +50,14 @@ class Conv final : public Layer<T> {
   // shape only (never on threads), so results do not either.
   std::size_t group(std::size_t n) const;
   bool pointwise() const;  // 1x1, stride 1, no padding: a sample is its own column matrix
+  bool keeps_columns() const;  // a training forward caches the column matrices
   // The column matrix of samples [s, s + m) into cols (taps, m*P); returns
   // where it is (the input itself for a pointwise single sample).
   const T* columns(const T* x, std::size_t s, std::size_t m, T* cols) const;
 
   std::size_t dims_;
   kernels::Window g_;
+  kernels::TapRanges ranges_;
   std::size_t out_;
   bool has_bias_;
   Activation act_;

@@ -9,7 +9,7 @@
 namespace bpx {
 
 namespace {
-constexpr std::size_t kGrain = 1 << 14;  // elements per task before threads pay off
+constexpr std::size_t kGrain = 1 << 16;  // elements per task before a fork/join pays off
 }
 
 template <class T>
