@@ -11,8 +11,15 @@ stride 2, padding 1) with ReLU, then Linear 125 -> 10; Adam lr 1e-2, batch
 100, 6000 steps (150 epochs), PyTorch's default initialisation
 (``init="uniform"``). The paper reports 94% test accuracy for it.
 
+On the data the package generates, that recipe gives about 92.5% (PyTorch
+too: 92.7% and 93.4% for two seeds of the same recipe on the same data); a
+cosine or step learning-rate schedule or 300 epochs do not change it
+(91.6-92.3%). What closes the gap is decoupled weight decay: the same
+recipe with AdamW(weight_decay=0.05) reaches 94.1% (median of 3 seeds).
+This script trains both.
+
 Run: ``python examples/mnist1d_cnn.py [steps] [seeds]`` (default 6000 steps,
-3 seeds); prints each seed's test accuracy and the median.
+3 seeds); prints each seed's test accuracy and the medians.
 """
 
 from __future__ import annotations
@@ -52,24 +59,29 @@ def paper_cnn(seed: int) -> bx.Network:
     ], input_shape=(1, 40), seed=seed)
 
 
-def train(seed: int, steps: int, data) -> float:
+def train(seed: int, steps: int, data, weight_decay: float = 0.0) -> float:
     X, y, X_test, y_test = data
     net = paper_cnn(seed)
-    trainer = bx.Trainer(net, loss="cross_entropy", optimizer=bx.Adam(lr=1e-2), batch_size=100, seed=seed)
+    optimizer = bx.AdamW(lr=1e-2, weight_decay=weight_decay) if weight_decay else bx.Adam(lr=1e-2)
+    trainer = bx.Trainer(net, loss="cross_entropy", optimizer=optimizer, batch_size=100, seed=seed)
     epochs = max(1, round(steps * 100 / len(X)))
     trainer.fit(X, y, epochs=epochs, verbose=0)
     return float(np.mean(net.predict(X_test).argmax(axis=1) == y_test))
 
 
-def main(steps: int = 6000, seeds: int = 3, num_samples: int = 5000) -> float:
+def main(steps: int = 6000, seeds: int = 3, num_samples: int = 5000) -> tuple[float, float]:
+    """Returns the median test accuracy of the paper's recipe and of the recipe with AdamW(weight_decay=0.05)."""
     data = load_mnist1d(num_samples)
-    accuracies = []
-    for seed in range(seeds):
-        accuracies.append(train(seed, steps, data))
-        print(f"seed {seed}: test accuracy {accuracies[-1]:.2%}")
-    median = float(np.median(accuracies))
-    print(f"median test accuracy over {seeds} seeds, {steps} steps of 100: {median:.2%} (the paper: 94%)")
-    return median
+    medians = []
+    for label, decay in (("paper's recipe (Adam)", 0.0), ("with AdamW(weight_decay=0.05)", 0.05)):
+        accuracies = []
+        for seed in range(seeds):
+            accuracies.append(train(seed, steps, data, decay))
+            print(f"{label}, seed {seed}: test accuracy {accuracies[-1]:.2%}")
+        medians.append(float(np.median(accuracies)))
+        print(f"{label}: median test accuracy over {seeds} seed(s), {steps} steps of 100: {medians[-1]:.2%} "
+              "(the paper: 94%)")
+    return medians[0], medians[1]
 
 
 if __name__ == "__main__":

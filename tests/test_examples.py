@@ -36,7 +36,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_every_example_is_covered():
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
         "weight_table", "xor", "digits", "perturbation_vs_backprop", "fine_tune", "gan", "vae",
-        "policy_gradient", "distributed_digits"}
+        "policy_gradient", "distributed_digits", "mnist1d_cnn", "digits_cnn"}
 
 
 def test_weight_table(in_tmp, capsys):
@@ -237,3 +237,28 @@ def test_distributed_digits_on_one_process(in_tmp, capsys):
     accuracy = load_example("distributed_digits").main(epochs=3)
     assert 0.85 < accuracy <= 1.0
     assert f"1 process, 3 epochs of batches of 64: held-out accuracy {accuracy:.2%}" in capsys.readouterr().out
+
+
+def test_mnist1d_cnn_at_small_settings(in_tmp, capsys, restore_threads):
+    """The paper's CNN on generated MNIST-1D (2,000 sequences, 300 steps): well
+    above chance for both recipes, nothing downloaded, the caller's random
+    states untouched (the full run is in the README)."""
+    pytest.importorskip("mnist1d")
+    import random
+
+    bx.set_num_threads(1)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    paper, decayed = load_example("mnist1d_cnn").main(steps=300, seeds=1, num_samples=2000)
+    assert paper > 0.6 and decayed > 0.6
+    assert random.getstate() == py_state
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_state))
+    assert not list(in_tmp.iterdir())  # no data file written or fetched
+    out = capsys.readouterr().out
+    assert "paper's recipe (Adam): median test accuracy over 1 seed(s), 300 steps" in out
+
+
+def test_digits_cnn_beats_the_dense_network(in_tmp, capsys, restore_threads):
+    bx.set_num_threads(1)
+    cnn, dense = load_example("digits_cnn").main(epochs=8)
+    assert cnn > dense and cnn >= 0.98
+    assert "held-out accuracy" in capsys.readouterr().out
