@@ -17,36 +17,44 @@ constexpr std::size_t kGroupElements = 1 << 20;  // bound of a multi-sample colu
 constexpr std::size_t kGrain = 1 << 16;          // elements copied per task before a fork/join pays off
 constexpr std::size_t kKeptColumns = 1 << 16;     // column values per sample a training forward may cache
 
-// The epilogue of the forward product, for m samples: Z holds sample i's
-// channel o at Z[o*ld + i*P .. + P] (in place: z itself, ld = P, m = 1).
-// Writes z[i, o, :] = Z + b[o] when z is not null (the cache for backward)
-// and y[i, o, :] = f(that).
+constexpr std::size_t kTile = 32;                 // positions per block of the transposing epilogue
+
+// The epilogue of the forward product, for m samples. The product is
+// position-major, Zt (m*P, OUT): row i*P + p holds every channel of sample
+// i's position p. Writes z[i, o, p] = Zt + b[o] when z is not null (the
+// cache for backward) and y[i, o, p] = f(that): the transpose to the
+// caller's channels-first layout, the bias and the activation in one pass,
+// a block of positions at a time (their rows stay in L1 while every
+// channel is written).
 template <class Impl, class T>
-void bias_activation_planes(const T* bias, const T* Z, std::size_t ld, T* z, T* y, std::size_t m,
-                            std::size_t OUT, std::size_t P) {
-  parallel_rows(m * OUT, kGrain / (P + 1) + 1, [&](std::size_t b, std::size_t e) {
-    for (std::size_t r = b; r < e; ++r) {
-      const std::size_t i = r / OUT, o = r % OUT;
-      const T* src = Z + o * ld + i * P;
-      T* zr = z ? z + r * P : nullptr;
-      T* yr = y + r * P;
-      const T bo = bias ? bias[o] : T(0);
-      for (std::size_t p = 0; p < P; ++p) {
-        const T v = bias ? src[p] + bo : src[p];
-        if (zr) zr[p] = v;
-        yr[p] = Impl::f(v);
+void bias_activation_planes(const T* bias, const T* Zt, T* z, T* y, std::size_t m, std::size_t OUT,
+                            std::size_t P) {
+  const std::size_t blocks = (P + kTile - 1) / kTile;
+  parallel_rows(m * blocks, kGrain / (kTile * OUT + 1) + 1, [&](std::size_t b, std::size_t e) {
+    for (std::size_t t = b; t < e; ++t) {
+      const std::size_t i = t / blocks, p0 = (t % blocks) * kTile, p1 = std::min(P, p0 + kTile);
+      for (std::size_t o = 0; o < OUT; ++o) {
+        const T bo = bias ? bias[o] : T(0);
+        const T* src = Zt + (i * P) * OUT + o;
+        T* zr = z ? z + (i * OUT + o) * P : nullptr;
+        T* yr = y + (i * OUT + o) * P;
+        for (std::size_t p = p0; p < p1; ++p) {
+          const T v = bias ? src[p * OUT] + bo : src[p * OUT];
+          if (zr) zr[p] = v;
+          yr[p] = Impl::f(v);
+        }
       }
     }
   });
 }
 
 template <class T>
-void bias_activation(Activation a, const T* bias, const T* Z, std::size_t ld, T* z, T* y, std::size_t m,
-                     std::size_t OUT, std::size_t P) {
+void bias_activation(Activation a, const T* bias, const T* Zt, T* z, T* y, std::size_t m, std::size_t OUT,
+                     std::size_t P) {
   switch (a) {
-#define BPX_EPILOGUE_CASE(name, impl)                                     \
-  case Activation::name:                                                  \
-    bias_activation_planes<impl>(bias, Z, ld, z, y, m, OUT, P);           \
+#define BPX_EPILOGUE_CASE(name, impl)                            \
+  case Activation::name:                                         \
+    bias_activation_planes<impl>(bias, Zt, z, y, m, OUT, P);     \
     return;
     BPX_ACTIVATIONS(BPX_EPILOGUE_CASE)  // softmax is refused by make_conv
 #undef BPX_EPILOGUE_CASE
@@ -120,12 +128,11 @@ std::size_t Conv<T>::cache_size(std::size_t n) const {
   return z + (keeps_columns() ? checked_mul(checked_mul(n, taps()), positions()) : 0);
 }
 
-// scratch: [columns (taps, m*P), unless pointwise with m = 1 | product (OUT, m*P) when m > 1]
+// scratch: [columns (taps, m*P) | product (m*P, OUT) or gathered dZ (OUT, m*P) | dW^T (taps, OUT)]
 template <class T>
 std::size_t Conv<T>::scratch_size(std::size_t n) const {
   const std::size_t m = group(n), P = positions();
-  if (m == 1) return pointwise() ? 0 : checked_mul(taps(), P);
-  return checked_mul(checked_mul(taps() + out_, m), P);
+  return checked_mul(checked_mul(taps() + out_, m), P) + checked_mul(taps(), out_);
 }
 
 template <class T>
@@ -145,22 +152,20 @@ const T* Conv<T>::columns(const T* x, std::size_t s, std::size_t m, T* cols) con
 
 template <class T>
 void Conv<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n, const Pass&) const {
-  // x is (N, C, H, W), y and the cache z are (N, OUT, OH, OW); per group of m samples:
-  // Z (OUT, m*P) = W (OUT, C*KH*KW) . cols (C*KH*KW, m*P)
+  // x is (N, C, H, W), y and the cache z are (N, OUT, OH, OW); per group of m samples, K = C*KH*KW:
+  // Zt (m*P, OUT) = cols^T (m*P, K) . W^T (K, OUT), position-major: the product's long side
+  // (positions) runs along the GEMM's rows, which fill its register tiles best.
   const std::size_t P = positions(), K = taps(), M = group(n);
   const bool act = act_ != Activation::identity;
   T* z = act ? buffers.cache : nullptr;  // null in inference or without activation
   T* kept = buffers.cache && keeps_columns() ? buffers.cache + (act ? n * out_ * P : 0) : nullptr;
-  T* product = buffers.scratch + (M > 1 ? K * M * P : 0);
+  T* product = buffers.scratch + K * M * P;
   for (std::size_t s = 0; s < n; s += M) {
     const std::size_t m = std::min(M, n - s);
     const T* B = columns(x, s, m, kept ? kept + s * K * P : buffers.scratch);
-    T* zs = z ? z + s * out_ * P : nullptr;
-    T* ys = y + s * out_ * P;
-    // one sample: the product lands in its own output (in place epilogue)
-    T* Z = m == 1 ? (zs ? zs : ys) : product;
-    gemm<T>(Trans::N, Trans::N, out_, m * P, K, T(1), weight_, K, B, m * P, T(0), Z, m * P);
-    bias_activation(act_, has_bias_ ? bias_ : nullptr, Z, m * P, zs, ys, m, out_, P);
+    gemm<T>(Trans::T, Trans::T, m * P, out_, K, T(1), B, m * P, weight_, K, T(0), product, out_);
+    bias_activation(act_, has_bias_ ? bias_ : nullptr, product, z ? z + s * out_ * P : nullptr, y + s * out_ * P,
+                    m, out_, P);
   }
 }
 
@@ -185,7 +190,8 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
       }
   if (!learn && dx == nullptr) return;
   T* cols = buffers.scratch;
-  T* gathered = buffers.scratch + (M > 1 ? K * M * P : 0);
+  T* gathered = buffers.scratch + K * M * P;
+  T* dwt = gathered + out_ * M * P;  // dW^T (K, OUT), summed over the groups
   for (std::size_t s = 0; s < n; s += M) {
     const std::size_t m = std::min(M, n - s);
     // dZ (OUT, m*P): sample i's channel o at dZ[o*m*P + i*P]
@@ -196,10 +202,10 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
           std::memcpy(gathered + o * m * P + i * P, dy + ((s + i) * out_ + o) * P, P * sizeof(T));
       dZ = gathered;
     }
-    // dW += dZ cols^T : dZ (OUT, m*P), cols (K, m*P), dW (OUT, K)
+    // dW^T (+)= cols dZ^T : cols (K, m*P), dZ (OUT, m*P), dW^T (K, OUT); K rows fill the tiles
     if (learn)
-      gemm<T>(Trans::N, Trans::T, out_, K, m * P, T(1), dZ, m * P, kept ? kept + s * K * P : columns(x, s, m, cols),
-              m * P, T(1), dweight_, K);
+      gemm<T>(Trans::N, Trans::T, K, out_, m * P, T(1), kept ? kept + s * K * P : columns(x, s, m, cols), m * P, dZ,
+              m * P, s == 0 ? T(0) : T(1), dwt, out_);
     if (dx == nullptr) continue;
     // dcols = W^T dZ : W (OUT, K), dcols (K, m*P); then dx = col2im(dcols)
     if (pointwise() && m == 1) {
@@ -215,6 +221,9 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
       }
     });
   }
+  if (learn)  // dW += (dW^T)^T
+    for (std::size_t o = 0; o < out_; ++o)
+      for (std::size_t k = 0; k < K; ++k) dweight_[o * K + k] += dwt[k * out_ + o];
 }
 
 namespace {
