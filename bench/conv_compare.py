@@ -204,9 +204,16 @@ def _gemm_rows(repeats: int) -> list[tuple[str, list[float], list[float]]]:
         opA, opB = (A.T if ta else A), (B.T if tb else B)
         calls = max(1, int(2e9 / (2 * M * N * K)))
         flops = 2 * M * N * K * calls
-        ours = lambda: [_core.gemm_float32(A, B, ta, tb) for _ in range(calls)]  # noqa: E731
-        theirs = lambda: [opA @ opB for _ in range(calls)]  # noqa: E731
-        ours(), theirs()
+        def ours(A=A, B=B, ta=ta, tb=tb, calls=calls) -> None:
+            for _ in range(calls):
+                _core.gemm_float32(A, B, ta, tb)
+
+        def theirs(opA=opA, opB=opB, calls=calls) -> None:
+            for _ in range(calls):
+                opA @ opB
+
+        ours()
+        theirs()
         mine, numpy_rates = [], []
         for _ in range(repeats):
             mine.append(flops / timed(ours, 0.0) / 1e9)
