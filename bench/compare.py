@@ -25,6 +25,7 @@ import datetime
 import gc
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -358,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+        # sections other scripts own (conv_compare.py's) survive a rewrite
+        kept = re.findall(r"\n<!-- [\w.]+: begin -->.*?<!-- [\w.]+: end -->\n", args.out.read_text(), re.S) \
+            if args.out.exists() else []
+        args.out.write_text(report + "".join(kept))
         log(f"wrote {args.out}")
     return 0
 
