@@ -340,3 +340,25 @@ def test_onnx_export_matches_onnxruntime(tmp_path):
 def test_bad_configurations_raise_clear_errors(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_max_pooling_ties_and_padding_follow_torch(training):
+    """The first of equal maxima (in row-major window order) takes the
+    gradient, and padding never wins, even over negative values: as
+    torch.nn.MaxPool2d. (Inputs are finite: the API refuses NaN and inf.)"""
+    torch = _torch()
+    x = np.array([[[[1.0, 1.0, 0.0, -5.0, 2.0],
+                    [1.0, 0.5, 1.0, -5.0, 2.0],
+                    [3.0, 3.0, -1.0, -7.0, -7.0],
+                    [3.0, 2.0, -2.0, -7.0, -7.0]]]])
+    net = bx.Network([bx.MaxPool2D(2, stride=2, padding=1)], input_shape=(1, 4, 5), dtype="float64")
+    pool = torch.nn.MaxPool2d(2, stride=2, padding=1)
+    out = net.forward(x, training=True) if training else net.predict(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = pool(xt)
+    np.testing.assert_array_equal(out, yt.detach().numpy())
+    if training:
+        dY = np.arange(1.0, 1.0 + yt.numel()).reshape(yt.shape)
+        (gx,) = torch.autograd.grad((yt * torch.tensor(dY)).sum(), xt)
+        np.testing.assert_array_equal(net.backward(dY), gx.numpy())

@@ -4,7 +4,6 @@
 
 #include "backpropx/layers/window_config.hpp"
 #include "backpropx/parallel.hpp"
-#include "kernels/pool.hpp"
 
 namespace bpx {
 
@@ -14,7 +13,7 @@ constexpr std::size_t kGrain = 1 << 16;  // elements per task before a fork/join
 
 template <class T>
 Pool<T>::Pool(PoolMode mode, std::size_t dims, const kernels::Window& g, bool count_include_pad)
-    : mode_(mode), dims_(dims), g_(g), count_include_pad_(count_include_pad) {}
+    : mode_(mode), dims_(dims), g_(g), ranges_(kernels::pool_ranges(g)), count_include_pad_(count_include_pad) {}
 
 template <class T>
 std::string Pool<T>::kind() const {
@@ -43,9 +42,9 @@ void Pool<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::siz
   parallel_rows(n * g_.C, kGrain / (in + 1) + 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t q = b; q < e; ++q) {
       if (mode_ == PoolMode::max)
-        kernels::max_pool_forward(g_, x + q * in, y + q * out, buffers.indices ? buffers.indices + q * out : nullptr);
+        kernels::max_pool_forward(g_, ranges_, x + q * in, y + q * out, buffers.indices ? buffers.indices + q * out : nullptr);
       else
-        kernels::avg_pool_forward(g_, x + q * in, y + q * out, count_include_pad_);
+        kernels::avg_pool_forward(g_, ranges_, x + q * in, y + q * out, count_include_pad_);
     }
   });
 }
@@ -59,9 +58,9 @@ void Pool<T>::backward(const T*, const T*, const LayerBuffers<T>& buffers, T* dy
   parallel_rows(n * g_.C, kGrain / (in + 1) + 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t q = b; q < e; ++q) {
       if (mode_ == PoolMode::max)
-        kernels::max_pool_backward(g_, buffers.indices + q * out, dy + q * out, dx + q * in);
+        kernels::max_pool_backward(g_, ranges_, buffers.indices + q * out, dy + q * out, dx + q * in);
       else
-        kernels::avg_pool_backward(g_, dy + q * out, dx + q * in, count_include_pad_);
+        kernels::avg_pool_backward(g_, ranges_, dy + q * out, dx + q * in, count_include_pad_);
     }
   });
 }

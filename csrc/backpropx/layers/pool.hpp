@@ -7,7 +7,7 @@
 #pragma once
 
 #include "backpropx/layers/registry.hpp"
-#include "kernels/window.hpp"
+#include "kernels/pool.hpp"
 
 namespace bpx {
 
@@ -31,6 +31,7 @@ class Pool final : public Layer<T> {
   PoolMode mode_;
   std::size_t dims_;
   kernels::Window g_;  // per plane; g_.C planes per sample
+  kernels::PoolRanges ranges_;
   bool count_include_pad_;
 };
 
