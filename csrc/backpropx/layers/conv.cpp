@@ -109,6 +109,11 @@ bool Conv<T>::pointwise() const {
 }
 
 template <class T>
+bool Conv<T>::keeps_z() const {
+  return act_ != Activation::identity && act_ != Activation::relu && act_ != Activation::leaky_relu;
+}
+
+template <class T>
 bool Conv<T>::keeps_columns() const {
   return !pointwise() && taps() * positions() <= kKeptColumns;
 }
@@ -121,10 +126,10 @@ std::size_t Conv<T>::group(std::size_t n) const {
   return std::max<std::size_t>(1, std::min(m, n));
 }
 
-// cache: [z (N, OUT, P) when there is an activation | the column matrices, group after group, when kept]
+// cache: [z (N, OUT, P) when kept | the column matrices, group after group, when kept]
 template <class T>
 std::size_t Conv<T>::cache_size(std::size_t n) const {
-  const std::size_t z = act_ == Activation::identity ? 0 : checked_mul(checked_mul(n, out_), positions());
+  const std::size_t z = keeps_z() ? checked_mul(checked_mul(n, out_), positions()) : 0;
   return z + (keeps_columns() ? checked_mul(checked_mul(n, taps()), positions()) : 0);
 }
 
@@ -156,8 +161,8 @@ void Conv<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::siz
   // Zt (m*P, OUT) = cols^T (m*P, K) . W^T (K, OUT), position-major: the product's long side
   // (positions) runs along the GEMM's rows, which fill its register tiles best.
   const std::size_t P = positions(), K = taps(), M = group(n);
-  const bool act = act_ != Activation::identity;
-  T* z = act ? buffers.cache : nullptr;  // null in inference or without activation
+  const bool act = keeps_z();
+  T* z = act ? buffers.cache : nullptr;  // null in inference or when y stands in for it
   T* kept = buffers.cache && keeps_columns() ? buffers.cache + (act ? n * out_ * P : 0) : nullptr;
   T* product = buffers.scratch + K * M * P;
   for (std::size_t s = 0; s < n; s += M) {
@@ -176,7 +181,7 @@ void Conv<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T
   // dz = dy * f'(z), in place in dy;  db[o] += sum over samples and positions of dz[., o, .]
   const std::size_t P = positions(), K = taps(), M = group(n), sample = g_.C * g_.plane();
   const bool learn = this->trainable();
-  const bool act = act_ != Activation::identity;
+  const bool act = keeps_z();
   const T* zc = act ? buffers.cache : y;
   const T* kept = keeps_columns() ? buffers.cache + (act ? n * out_ * P : 0) : nullptr;
   activation_backward_bias<T>(act_, zc, y, dy, nullptr, n * out_, P);

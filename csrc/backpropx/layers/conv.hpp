@@ -51,6 +51,10 @@ class Conv final : public Layer<T> {
   std::size_t group(std::size_t n) const;
   bool pointwise() const;  // 1x1, stride 1, no padding: a sample is its own column matrix
   bool keeps_columns() const;  // a training forward caches the column matrices
+  // Whether backward needs the pre-activation z: not for the identity, nor
+  // for relu and leaky_relu, whose derivative at z equals theirs at y = f(z)
+  // (y > 0 exactly when z > 0), so y stands in for z and the cache is spared.
+  bool keeps_z() const;
   // The column matrix of samples [s, s + m) into cols (taps, m*P); returns
   // where it is (the input itself for a pointwise single sample).
   const T* columns(const T* x, std::size_t s, std::size_t m, T* cols) const;
