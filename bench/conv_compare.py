@@ -25,7 +25,8 @@ paired repeats].
 
 The convolution's products are also timed alone (``_core.gemm_float32`` on
 C3's shapes, against NumPy's ``@``), in GFLOP/s (2 M N K) and as a share of
-the FMA peak (BENCH.md: 117 GFLOP/s per core in float32).
+the FMA peak per core: ``--peak`` (measure it with bench/fma_peak.cpp;
+the default is BENCH.md's 117 GFLOP/s of a Zen 4).
 """
 
 from __future__ import annotations
@@ -238,6 +239,8 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=0.1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=None, help="write the report as this script's section of the file")
+    ap.add_argument("--peak", type=float, default=FMA_PEAK_PER_CORE,
+                    help="FP32 FMA peak of one core in GFLOP/s (bench/fma_peak.cpp measures it)")
     args = ap.parse_args()
     cfg = bx.config()
     if cfg.get("build_type") not in (None, "Release", "RelWithDebInfo"):
@@ -283,14 +286,14 @@ def main() -> int:
         lines.append(f"| {name} | {t} | {load:.2f} | {cell(rates['backpropx'])} | {cell(rates['torch'])} | "
                      f"{ratio:.2f} [{min(ratios):.2f}–{max(ratios):.2f}] |")
     lines += ["", "The convolution's products on C3's shapes (one sample of 1024 positions per product), GFLOP/s "
-              "median [min–max], and backpropx's share of the FMA peak (117 GFLOP/s per core):", "",
+              f"median [min–max], and backpropx's share of the FMA peak ({args.peak:.0f} GFLOP/s per core):", "",
               "| product (M x N x K) | threads | backpropx GFLOP/s | % of peak | NumPy @ GFLOP/s |",
               "|---|---:|---:|---:|---:|"]
     for t, rows_t in gemm.items():
         for (name, M, N, K, _a, _b), (_n, mine, theirs) in zip(GEMM_SHAPES, rows_t):
             med = statistics.median(mine)
             lines.append(f"| {name} ({M} x {N} x {K}) | {t} | {med:.1f} [{min(mine):.1f}–{max(mine):.1f}] | "
-                         f"{100 * med / (FMA_PEAK_PER_CORE * t):.0f}% | {statistics.median(theirs):.1f} |")
+                         f"{100 * med / (args.peak * t):.0f}% | {statistics.median(theirs):.1f} |")
     lines.append(SECTION_END)
     report = "\n".join(lines) + "\n"
     print(report)

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 
 #include "backpropx/common.hpp"
@@ -63,5 +64,35 @@ void set_num_threads(int n) {
 }
 
 int get_num_threads() { return g_threads.load(); }
+
+namespace {
+constexpr std::int64_t kMinWaitNs = 200'000;  // shorter waits never count
+constexpr std::int64_t kFirstBackoffNs = 50'000'000;
+constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;
+std::atomic<std::int64_t> g_solo_until{0};
+std::atomic<std::int64_t> g_backoff{kFirstBackoffNs};
+std::atomic<int> g_waits_in_a_row{0};
+}  // namespace
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool rows_run_solo() { return g_solo_until.load(std::memory_order_relaxed) > steady_ns(); }
+
+void rows_report_wait(std::int64_t wait_ns, std::int64_t total_ns) {
+  if (!(wait_ns > kMinWaitNs && 3 * wait_ns > total_ns)) {
+    g_waits_in_a_row.store(0, std::memory_order_relaxed);
+    g_backoff.store(kFirstBackoffNs, std::memory_order_relaxed);
+    return;
+  }
+  if (g_waits_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 < 2) return;
+  g_waits_in_a_row.store(0, std::memory_order_relaxed);
+  const std::int64_t backoff = g_backoff.load(std::memory_order_relaxed);
+  g_solo_until.store(steady_ns() + backoff, std::memory_order_relaxed);
+  g_backoff.store(backoff * 2 < kMaxBackoffNs ? backoff * 2 : kMaxBackoffNs, std::memory_order_relaxed);
+}
 
 }  // namespace bpx

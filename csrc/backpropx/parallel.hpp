@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -50,17 +51,36 @@ void parallel_for(std::size_t n_tasks, Body&& body) {
   for (long long t = 0; t < count; ++t) body(static_cast<std::size_t>(t));
 }
 
+// When another process holds a core, a helper thread may sit descheduled for
+// a whole scheduler slice, and element-wise work of microseconds waits
+// milliseconds at the join. So parallel_rows reports how long the caller
+// waited for the helpers after its own last chunk; after two long waits in a
+// row, element-wise work runs on the calling thread for a while (50 ms,
+// doubling while the core stays busy, up to 1 s), as the GEMM does for its
+// products (kernels/gemm_threads.cpp). Results never depend on it: chunks
+// only partition the rows.
+bool rows_run_solo();
+void rows_report_wait(std::int64_t wait_ns, std::int64_t total_ns);
+std::int64_t steady_ns();
+
 // Splits n rows into chunks of at least `grain` rows, for element-wise work.
 template <class Body>
 void parallel_rows(std::size_t n, std::size_t grain, Body&& body) {
   const std::size_t threads = static_cast<std::size_t>(get_num_threads());
   std::size_t chunks = grain == 0 ? 1 : n / grain;
   if (chunks > 4 * threads) chunks = 4 * threads;
-  if (chunks <= 1 || threads <= 1) {
+  if (chunks <= 1 || threads <= 1 || rows_run_solo()) {
     body(std::size_t{0}, n);
     return;
   }
-  parallel_for(chunks, [&](std::size_t c) { body(n * c / chunks, n * (c + 1) / chunks); });
+  const std::int64_t start = steady_ns();
+  std::int64_t caller_done = start;  // when the calling thread finished its last chunk
+  parallel_for(chunks, [&](std::size_t c) {
+    body(n * c / chunks, n * (c + 1) / chunks);
+    if (omp_get_thread_num() == 0) caller_done = steady_ns();
+  });
+  const std::int64_t end = steady_ns();
+  rows_report_wait(end - caller_done, end - start);
 }
 
 }  // namespace bpx
