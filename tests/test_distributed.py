@@ -364,3 +364,25 @@ def test_without_a_launcher_rank_is_0_size_is_1_and_mpi_is_never_imported():
             "assert bx.distributed.world() is None; assert 'mpi4py' not in sys.modules; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_rank_0_buffers_are_broadcast_with_the_parameters():
+    """BatchNorm's running statistics start from rank 0's too (then each rank
+    updates them from its own shard, as torch's DDP without broadcast_buffers)."""
+    def run(g: Group) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        X, y, _w = data(n=40)
+        net = bx.Network([bx.BatchNorm1D(12), bx.Dense(12, 4, activation="softmax")], input_shape=(12,),
+                         dtype="float64", seed=1)
+        net.layers[0].running_mean[...] = 0.0 if g.rank == 0 else 5.0
+        net.layers[0].running_var[...] = 1.0 if g.rank == 0 else 7.0
+        before = net.state_dict()
+        trainer = bx.Trainer(net, optimizer=bx.SGD(lr=1e-2), batch_size=40, shuffle=False, distributed=g)
+        trainer.fit(X, y, epochs=1, verbose=0)
+        return before, net.state_dict()
+
+    (before0, after0), (_before1, after1) = results(run_ranks(2, run))
+    X = data(n=40)[0]
+    for after, part in ((after0, X[:20]), (after1, X[20:])):  # each rank's half of the one batch
+        mean, var = 0.9 * before0["0.running_mean"] + 0.1 * part.mean(0), \
+            0.9 * before0["0.running_var"] + 0.1 * part.var(0, ddof=1)
+        assert rel(after["0.running_mean"], mean) <= 1e-12 and rel(after["0.running_var"], var) <= 1e-12
