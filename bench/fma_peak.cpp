@@ -13,7 +13,13 @@ using Vec = __m512;
 constexpr int kLanes = 16;
 Vec splat(float x) { return _mm512_set1_ps(x); }
 Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-float sum(Vec v) { return _mm512_reduce_add_ps(v); }
+float sum(Vec v) {
+  alignas(64) float f[16];
+  _mm512_store_ps(f, v);
+  float t = 0;
+  for (float x : f) t += x;
+  return t;
+}
 #else
 using Vec = __m256;
 constexpr int kLanes = 8;
