@@ -458,8 +458,8 @@ CTRL_C_CHILD = textwrap.dedent("""
         before_state = {k: v.copy() for k, v in trainer.network.state_dict().items()}
         timer = threading.Timer(float(rng.uniform(0, 1.2 * duration)), _thread.interrupt_main)
         returned = None
-        timer.start()
         try:
+            timer.start()  # inside the try: a tiny delay can interrupt before fit is even called
             try:
                 returned = fit(trainer)
             finally:
