@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
 #: Element-wise activations (softmax is row-wise and only used last).
 ELEMENTWISE = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu")
 ALL_ACTIVATIONS = ELEMENTWISE + ("softmax",)
-LOSSES = ("mse", "cross_entropy", "binary_cross_entropy")
+LOSSES = ("mse", "cross_entropy", "binary_cross_entropy", "poisson")
 
 
 # ---- comparisons -----------------------------------------------------------
@@ -176,7 +176,8 @@ def dropout_masks(net: bx.Network, n: int) -> list[np.ndarray]:
 
 def random_targets(rng: np.random.Generator, loss: str, n: int, c: int, *, labels: bool = True) -> np.ndarray:
     """Targets for ``loss``: integer labels (``labels=True``) or probability rows
-    for cross_entropy; values in [0, 1] for binary_cross_entropy; N(0, 1) for mse."""
+    for cross_entropy; values in [0, 1] for binary_cross_entropy; counts (about
+    a third of them 0) for poisson; N(0, 1) for mse."""
     if loss == "cross_entropy":
         if labels:
             return rng.integers(0, c, size=n)
@@ -186,6 +187,8 @@ def random_targets(rng: np.random.Generator, loss: str, n: int, c: int, *, label
         hard = rng.random((n, c)) < 0.5
         t[hard] = np.round(t[hard])  # about half the targets exactly 0 or 1
         return t
+    if loss == "poisson":
+        return rng.poisson(1.2, size=(n, c)).astype(np.float64)
     return rng.standard_normal((n, c))
 
 

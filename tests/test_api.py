@@ -83,7 +83,7 @@ def test_all_names_exist():
     for name in bx.__all__:
         assert hasattr(bx, name)
     assert set(bx.ACTIVATIONS) >= {"identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax"}
-    assert set(bx.LOSSES) == {"mse", "cross_entropy", "binary_cross_entropy"}
+    assert set(bx.LOSSES) == {"mse", "cross_entropy", "binary_cross_entropy", "poisson"}
 
 
 # ---- state dicts, save/load ----------------------------------------------------
@@ -461,3 +461,18 @@ def test_every_kernel_passes_the_gradient_check(kernel, restore_kernel):
 def test_unknown_kernel(restore_kernel):
     with pytest.raises(ValueError, match="unknown kernel"):
         bx.set_kernel("sse9")
+
+
+def test_poisson_trains_and_reports_no_accuracy():
+    """poisson takes the output as a log-rate; like mse it has no accuracy."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, :2]))
+    net = bx.Network([bx.Dense(3, 8, activation="tanh"), bx.Dense(8, 2)], seed=0, dtype="float64")
+    trainer = bx.Trainer(net, loss="poisson", optimizer=bx.Adam(lr=1e-2), batch_size=16)
+    history = trainer.fit(X, y, epochs=30, verbose=0, validation_split=0.25)
+    assert "accuracy" not in history.history and "val_accuracy" not in history.history
+    assert history["loss"][-1] < history["loss"][0]
+    assert set(trainer.evaluate(X, y)) == {"loss"}
+    with pytest.raises(ValueError, match="non-negative for poisson"):
+        trainer.fit(X, -y, epochs=1, verbose=0)

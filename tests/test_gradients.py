@@ -56,12 +56,14 @@ FD_EPS = 1e-5
 
 # (loss, target kind, last activation). cross_entropy takes the output as
 # logits, except that a softmax last layer is fused (its z are the logits);
-# binary_cross_entropy needs probabilities (sigmoid); mse takes any output.
+# binary_cross_entropy needs probabilities (sigmoid); poisson takes the output
+# as a log-rate (any activation); mse takes any output.
 COMBOS = (
     [("mse", "values", act) for act in ALL_ACTIVATIONS]
     + [("cross_entropy", "labels", act) for act in ALL_ACTIVATIONS]
     + [("cross_entropy", "probs", act) for act in ALL_ACTIVATIONS]
     + [("binary_cross_entropy", "values", "sigmoid")]
+    + [("poisson", "values", act) for act in ("identity", "tanh", "sigmoid")]
 )
 SEEDS = range(6)
 
@@ -141,7 +143,8 @@ def test_gradients_are_fresh_each_call():
 FD_COMBOS = [("mse", "values", a) for a in ("identity", "tanh", "softmax", "gelu")] + [
     ("cross_entropy", "labels", "softmax"), ("cross_entropy", "probs", "identity"),
     ("cross_entropy", "labels", "sigmoid"), ("cross_entropy", "probs", "tanh"),
-    ("binary_cross_entropy", "values", "sigmoid")]
+    ("binary_cross_entropy", "values", "sigmoid"), ("poisson", "values", "identity"),
+    ("poisson", "values", "tanh")]
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])

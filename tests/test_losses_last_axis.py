@@ -28,6 +28,7 @@ COMBOS = [
     ("mse", "values", "identity"),
     ("mse", "values", "softmax"),             # the network applies the softmax it owns
     ("binary_cross_entropy", "values", "sigmoid"),
+    ("poisson", "values", "identity"),        # the output taken as the log-rate
 ]
 LEADS = [(4,), (3, 2)]  # per-sample leading axes: T time steps, or a 3x2 grid
 
@@ -45,6 +46,8 @@ def _case(loss, kind, last, lead, dtype, weighted, seed=0):
         y = rng.dirichlet(np.ones(C), size=(n, *lead))
     elif loss == "binary_cross_entropy":
         y = rng.random((n, *lead, C))
+    elif loss == "poisson":
+        y = rng.poisson(1.5, size=(n, *lead, C)).astype(float)
     else:
         y = rng.standard_normal((n, *lead, C))
     w = None
@@ -87,7 +90,7 @@ def test_loss_and_gradients_and_evaluate(dtype, loss, kind, last, lead, weighted
 
     metrics = bx.Trainer(net, loss=loss).evaluate(X, y, sample_weight=w)
     assert_close(metrics["loss"], ref_value, tol, "evaluate loss")
-    if loss == "mse":
+    if loss in ("mse", "poisson"):
         assert "accuracy" not in metrics
     else:
         out = ref.forward(ref_stack(net), X.astype(np.float64))
@@ -144,5 +147,5 @@ def test_fit_steps_follow_the_reference(loss, kind, last, weighted):
         assert_close(state[key], p, 1e-10, key)
     for got, expected in zip(history["loss"], epoch_losses):
         assert_close(got, expected, 1e-10, "epoch loss")
-    if loss != "mse":
+    if loss not in ("mse", "poisson"):
         assert history["accuracy"] == pytest.approx(epoch_accuracy, abs=1e-12)

@@ -189,11 +189,32 @@ def test_binary_cross_entropy_saturated_values():
     assert grad[0] == -1 / ref.BCE_EPSILON / 2 and grad[1] == 1 / ref.BCE_EPSILON / 2
 
 
+def test_poisson_matches_torch_gradient_and_sklearn_value(rng):
+    """The reference poisson loss: torch's PoissonNLLLoss(log_input=True) gradient, and
+    its value plus the constant mean(xlogy(t, t) - t), which is scikit-learn's
+    MLPRegressor poisson loss (half deviance of exp(x), summed over outputs) / C."""
+    from scipy.special import xlogy
+    from sklearn.neural_network._base import poisson_loss
+
+    x = rng.standard_normal((7, 3))
+    t = rng.poisson(1.5, size=(7, 3)).astype(np.float64)
+    t[0] = [0.0, 0.0, 4.0]  # zero counts: xlogy(0, 0) = 0
+    xt = t64(x, requires_grad=True)
+    lt = torch.nn.PoissonNLLLoss(log_input=True)(xt, t64(t))
+    (g,) = torch.autograd.grad(lt, xt)
+    loss, grad = ref.poisson(x, t)
+    close(grad, g)
+    close(loss, lt.item() + np.mean(xlogy(t, t) - t))
+    close(loss, poisson_loss(t, np.exp(x)) / 3)
+    assert ref.poisson(np.log(np.where(t > 0, t, 1e-300)), t)[0] < 1e-12  # a perfect fit scores 0
+
+
 def test_losses_keep_float32(rng):
     z = rng.standard_normal((4, 3)).astype(np.float32)
     for loss, grad in [ref.mse(z, np.zeros((4, 3))),
                        ref.cross_entropy_logits(z, np.array([0, 1, 2, 0])),
-                       ref.binary_cross_entropy(ref.softmax(z), np.full((4, 3), 0.5))]:
+                       ref.binary_cross_entropy(ref.softmax(z), np.full((4, 3), 0.5)),
+                       ref.poisson(z, np.ones((4, 3)))]:
         assert loss.dtype == np.float32 and grad.dtype == np.float32
 
 
@@ -255,6 +276,8 @@ def targets_for(loss, rng, n, c, kind="labels"):
         return rng.integers(0, c, size=n) if kind == "labels" else rng.dirichlet(np.ones(c), size=n)
     if loss == "binary_cross_entropy":
         return rng.uniform(0, 1, size=(n, c))
+    if loss == "poisson":
+        return rng.poisson(1.5, size=(n, c)).astype(np.float64)
     return rng.standard_normal((n, c))
 
 
@@ -657,7 +680,8 @@ def test_layer_kinds_match_torch(training, rng):
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("loss,kind", [("cross_entropy", "labels"), ("cross_entropy", "probabilities"),
-                                       ("mse", "values"), ("binary_cross_entropy", "values")])
+                                       ("mse", "values"), ("binary_cross_entropy", "values"),
+                                       ("poisson", "values")])
 def test_losses_over_the_last_axis_match_torch(loss, kind, weighted, rng):
     """Outputs (n, T, C): every (n, T) position is one row; per-sample weights
     weight all rows of their sample, ``sum_r w_r l_r / sum_r w_r``, written in
@@ -676,6 +700,10 @@ def test_losses_over_the_last_axis_match_torch(loss, kind, weighted, rng):
         rows = F.cross_entropy(zr, yt, reduction="none")
     elif loss == "mse":
         rows = F.mse_loss(zr, t64(y.reshape(-1, C)), reduction="none").mean(dim=1)
+    elif loss == "poisson":  # torch's value plus the constant xlogy(t, t) - t of the half deviance
+        t = y.reshape(-1, C)
+        constant = np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0) - t
+        rows = (F.poisson_nll_loss(zr, t64(t), log_input=True, reduction="none") + t64(constant)).mean(dim=1)
     else:
         rows = F.binary_cross_entropy(zr, t64(y.reshape(-1, C)), reduction="none").mean(dim=1)
     wt = t64(np.repeat(w, T)) if weighted else torch.ones(n * T, dtype=F64)

@@ -170,11 +170,20 @@ def test_fitted_attributes_and_coefs_are_views():
     clf.coefs_[-1][...] = 0.0
     clf.intercepts_[-1][...] = 0.0
     np.testing.assert_allclose(clf.predict_proba(X), 1 / 3)
-    clf.coefs_ = [np.ones_like(c) for c in clf.coefs_]  # assigning a list copies it in
+    clf.coefs_ = [np.ones_like(c) for c in clf.coefs_]  # a new list is copied in at the next use
     assert np.all(clf.coefs_[1] == 1.0)
     assert not np.allclose(clf.predict_proba(X), before)
-    with pytest.raises(ValueError, match="shapes"):
-        clf.coefs_ = [np.ones((2, 2))]
+    assert np.shares_memory(clf.coefs_[1], net.layers[1].weight)  # views again
+    clf.intercepts_[0] = np.full(8, 0.5)  # so is a replaced element (sklearn's users do this)
+    clf.predict(X)
+    np.testing.assert_array_equal(net.layers[0].bias, 0.5)
+    clf.coefs_ = [np.ones((2, 2))]
+    with pytest.raises(ValueError, match="same non-zero length"):
+        clf.predict(X)
+    clf.coefs_ = [np.ones((5, 8)), np.ones((8, 6)), np.ones((6, 4))]
+    clf.intercepts_[-1] = np.ones(4)
+    with pytest.raises(ValueError, match=r"do not match the fitted network's \[\(5, 8\), \(8, 6\), \(6, 3\)\]"):
+        clf.predict(X)
 
 
 def test_predict_proba_log_proba_score():
@@ -314,7 +323,10 @@ def test_dropout_and_threads(restore_threads):
 
 
 @pytest.mark.parametrize("params, error", [
-    (dict(solver="lbfgs"), "lbfgs"),
+    (dict(solver="newton"), "solver"),
+    (dict(loss="huber"), "'loss' parameter"),
+    (dict(max_fun=0), "max_fun"),
+    (dict(solver="lbfgs", dropout=0.2), "dropout needs a stochastic solver"),
     (dict(activation="softmax"), "activation"),
     (dict(hidden_layer_sizes=(10, 0)), "> 0"),
     (dict(batch_size=0), "batch_size"),
@@ -325,12 +337,6 @@ def test_dropout_and_threads(restore_threads):
 def test_invalid_parameters(params, error):
     with pytest.raises(ValueError, match=error):
         MLPRegressor(**params).fit(X, TARGETS["regression"])
-
-
-def test_sparse_input_rejected():
-    sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        MLPClassifier().fit(sparse.csr_matrix(X), TARGETS["binary"])
 
 
 # ---- pickling, clone, Pipeline, GridSearchCV ----------------------------------------------

@@ -9,7 +9,7 @@ from backpropx import _core
 
 STUB = pathlib.Path(backpropx.__file__).with_name("_core.pyi")
 # Base classes that exist only in the stub, to share signatures.
-STUB_ONLY = {"_Network", "_Optimizer", "_Trainer"}
+STUB_ONLY = {"_Network", "_Optimizer", "_Trainer", "_Csr", "_Objective", "Rows"}
 
 
 def stub_names() -> tuple[set[str], dict[str, set[str]]]:
@@ -30,7 +30,7 @@ def stub_names() -> tuple[set[str], dict[str, set[str]]]:
         for base in cls.bases:
             if isinstance(base, ast.Name) and base.id in classes:
                 names |= members(classes[base.id])
-        return names
+        return {n for n in names if not n.startswith("_") or n == "__init__"}  # as module_names()
 
     return top - STUB_ONLY, {name: members(c) for name, c in classes.items() if name not in STUB_ONLY}
 

@@ -19,6 +19,7 @@
 #include "backpropx/common.hpp"
 #include "backpropx/init.hpp"
 #include "backpropx/rng.hpp"
+#include "backpropx/sparse.hpp"
 
 namespace bpx {
 
@@ -99,6 +100,19 @@ class Layer {
   // parameter gradients alone but still returns dx.
   virtual void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                         std::size_t n, const Pass& pass) = 0;
+
+  // Sparse (CSR) input rows, for a first layer that reads them without
+  // densifying them (Dense over 1-d samples). backward_sparse adds parameter
+  // gradients only: nothing lies below a first layer.
+  virtual bool accepts_sparse() const { return false; }
+  virtual void forward_sparse(const CsrMatrix<T>& /*x*/, T* /*y*/, const LayerBuffers<T>& /*buffers*/,
+                              const Pass& /*pass*/) const {
+    throw std::invalid_argument("a " + kind() + " layer cannot read sparse input");
+  }
+  virtual void backward_sparse(const CsrMatrix<T>& /*x*/, const T* /*y*/, const LayerBuffers<T>& /*buffers*/,
+                               T* /*dy*/, const Pass& /*pass*/) {
+    throw std::invalid_argument("a " + kind() + " layer cannot read sparse input");
+  }
 
   // The non-linearity this layer ends with. The network may take it over
   // (release_output_activation), after which the layer outputs the values

@@ -35,7 +35,7 @@ Loss loss_from_name(const std::string& name) {
   throw unknown_name("loss", name, loss_names());
 }
 
-bool loss_has_accuracy(Loss loss) { return loss != Loss::mse; }
+bool loss_has_accuracy(Loss loss) { return loss != Loss::mse && loss != Loss::poisson; }
 
 namespace {
 
@@ -124,6 +124,25 @@ double binary_cross_entropy(const T* p, Targets<T> tg, std::size_t N, std::size_
 }
 
 template <class T>
+double poisson(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, double scale) {
+  const T* t = tg.values;
+  double sum = 0;
+  for (std::size_t r = 0; r < N; ++r) {
+    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
+    double row = 0;
+    for (std::size_t j = 0; j < C; ++j) {
+      const std::size_t i = r * C + j;
+      const double xi = static_cast<double>(x[i]), ti = static_cast<double>(t[i]);
+      // exp(x) - t x + xlogy(t, t) - t, with xlogy(0, 0) = 0
+      row += std::exp(xi) - ti * xi + (ti > 0 ? ti * std::log(ti) : 0.0) - ti;
+      if (dx) dx[i] = (std::exp(x[i]) - t[i]) * g;
+    }
+    sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
+  }
+  return sum;
+}
+
+template <class T>
 std::size_t argmax(const T* row, std::size_t C) {
   return static_cast<std::size_t>(std::max_element(row, row + C) - row);
 }
@@ -155,6 +174,8 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size
       return cross_entropy(input, tg, N, C, dinput, grad_scale);
     case Loss::binary_cross_entropy:
       return binary_cross_entropy(input, tg, N, C, dinput, grad_scale);
+    case Loss::poisson:
+      return poisson(input, tg, N, C, dinput, grad_scale);
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
@@ -164,6 +185,7 @@ double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, st
   double correct = 0;
   switch (loss) {
     case Loss::mse:
+    case Loss::poisson:
       return std::numeric_limits<double>::quiet_NaN();
     case Loss::cross_entropy:
       for (std::size_t r = 0; r < N; ++r) {

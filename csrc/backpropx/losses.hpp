@@ -9,10 +9,11 @@
 
 namespace bpx {
 
-#define BPX_LOSSES(X) \
-  X(mse)              \
-  X(cross_entropy)    \
-  X(binary_cross_entropy)
+#define BPX_LOSSES(X)     \
+  X(mse)                  \
+  X(cross_entropy)        \
+  X(binary_cross_entropy) \
+  X(poisson)
 
 enum class Loss {
 #define BPX_ENUM_ENTRY(name) name,
@@ -48,6 +49,11 @@ double weight_sum(Targets<T> targets, std::size_t N);
 //                         need not sum to 1: gradient softmax(x) sum_c t - t)
 //   binary_cross_entropy  mean_c -(t log p + (1-t) log(1-p)), logs clamped at
 //                         -100 and p (1-p) floored at 1e-12f in the gradient, as torch does
+//   poisson               mean_c exp(x) - t x + xlogy(t, t) - t, x the log-rate (mu = exp(x)):
+//                         half the Poisson deviance of mu, as scikit-learn's MLPRegressor(loss=
+//                         "poisson") with its exp output; d/dx = exp(x) - t, the gradient of
+//                         torch.nn.PoissonNLLLoss(log_input=True), whose value lacks the
+//                         constant xlogy(t, t) - t (which makes a perfect fit score 0). t >= 0.
 // Returns sum_n w_n l_n (w_n = 1 without weights) and writes
 // dinput = grad_scale * d(sum_n w_n l_n) / dinput unless dinput is null;
 // grad_scale = 1 / weight_sum gives the gradient of the (weighted) mean,
@@ -58,7 +64,7 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> targets, std:
 
 // Correct predictions in the batch: argmax match for cross_entropy, the
 // fraction of matching 0.5-thresholded outputs per sample for
-// binary_cross_entropy. mse has no accuracy (returns NaN).
+// binary_cross_entropy. mse and poisson have no accuracy (return NaN).
 template <class T>
 double count_correct(Loss loss, const T* input, Targets<T> targets, std::size_t N,
                      std::size_t C);

@@ -105,7 +105,7 @@ Workspace<T> Network<T>::make_workspace(std::size_t capacity, bool training) con
 }
 
 template <class T>
-const T* Network<T>::forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const {
+const T* Network<T>::forward(Input<T> x, std::size_t n, Workspace<T>& ws, const Pass& pass) const {
   if (n > ws.capacity)
     throw std::invalid_argument("batch of " + std::to_string(n) + " samples exceeds the workspace (" +
                                 std::to_string(ws.capacity) + ")");
@@ -130,7 +130,7 @@ std::size_t Network<T>::lowest_trainable() const {
 }
 
 template <class T>
-void Network<T>::backward_from(const T* x, T* dlast, bool at_logits, T* dx, std::size_t n,
+void Network<T>::backward_from(Input<T> x, T* dlast, bool at_logits, T* dx, std::size_t n,
                                Workspace<T>& ws, const Pass& pass, std::size_t lowest) {
   // forward: p = softmax(z) when the network owns the final softmax
   // dz = p * (dp - sum(dp * p)) per row
@@ -155,12 +155,12 @@ void Network<T>::backward(const T* x, const T* dy, T* dx, std::size_t n, Workspa
 }
 
 template <class T>
-double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss,
+double Network<T>::forward_backward(Input<T> x, Targets<T> y, std::size_t n, Loss loss,
                                     Workspace<T>& ws, Pass pass, double* correct,
                                     double weight_total) {
   require(ws.training, "forward_backward needs a training workspace");
   forward(x, n, ws, pass);
-  const T* input = loss_input(loss, x, ws);
+  const T* input = loss_input(loss, x.dense, ws);
   const std::size_t rows = n * rows_per_sample(), C = classes();
   y.group = rows_per_sample();
   T* delta = ws.deltas.data();
@@ -176,12 +176,12 @@ double Network<T>::forward_backward(const T* x, Targets<T> y, std::size_t n, Los
 }
 
 template <class T>
-void Network<T>::predict(const T* x, std::size_t n, T* out) const {
+void Network<T>::predict(Input<T> x, std::size_t n, T* out) const {
   const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
   Workspace<T> ws = make_workspace(chunk, false);
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
-    const T* y = forward(x + r * in_size_, m, ws, Pass{});
+    const T* y = forward(x.block(r, m, in_size_), m, ws, Pass{});
     if (!all_finite(y, m * out_size_))
       throw NonFiniteError("the network's output is not finite (rows " + std::to_string(r) + " to " +
                            std::to_string(r + m - 1) + "): its weights or inputs overflow " +
@@ -191,7 +191,7 @@ void Network<T>::predict(const T* x, std::size_t n, T* out) const {
 }
 
 template <class T>
-std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::size_t n,
+std::pair<double, double> Network<T>::evaluate(Input<T> x, Targets<T> y, std::size_t n,
                                                Loss loss) const {
   const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
   Workspace<T> ws = make_workspace(chunk, false);
@@ -199,10 +199,11 @@ std::pair<double, double> Network<T>::evaluate(const T* x, Targets<T> y, std::si
   double loss_sum = 0, weights = 0, correct = 0;
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
-    forward(x + r * in_size_, m, ws, Pass{});
+    const Input<T> block = x.block(r, m, in_size_);
+    forward(block, m, ws, Pass{});
     Targets<T> part{y.values ? y.values + r * out_size_ : nullptr,
                     y.labels ? y.labels + r * R : nullptr, y.weights ? y.weights + r : nullptr, R};
-    const T* input = loss_input(loss, x + r * in_size_, ws);
+    const T* input = loss_input(loss, block.dense, ws);
     loss_sum += loss_forward_backward<T>(loss, input, part, m * R, C, nullptr, 0.0);
     weights += weight_sum(part, m * R);
     correct += count_correct(loss, input, part, m * R, C);

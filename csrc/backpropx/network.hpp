@@ -90,8 +90,8 @@ class Network {
 
   // Runs n samples of x through every layer and returns the output
   // (n, *output_shape), which lives in the workspace (or in x when every
-  // layer is a view).
-  const T* forward(const T* x, std::size_t n, Workspace<T>& ws, const Pass& pass) const;
+  // layer is a view). x may be CSR rows when the first layer accepts_sparse().
+  const T* forward(Input<T> x, std::size_t n, Workspace<T>& ws, const Pass& pass) const;
 
   // After forward(x, n, ws, pass) with a training workspace: backprop dy
   // (n, *output_shape) to the input. Parameter gradients are added to
@@ -104,18 +104,19 @@ class Network {
   // number of correct rows to *correct when given.
   // weight_total > 0 divides by it instead of the rows' own weight sum: the
   // samples are one process's part of a data-parallel batch of that weight,
-  // and the loss and gradient are its share of the batch mean.
-  double forward_backward(const T* x, Targets<T> y, std::size_t n, Loss loss, Workspace<T>& ws,
+  // or one chunk of a full-batch objective, and the loss and gradient are
+  // their share of the batch mean.
+  double forward_backward(Input<T> x, Targets<T> y, std::size_t n, Loss loss, Workspace<T>& ws,
                           Pass pass, double* correct = nullptr, double weight_total = 0);
 
   // Inference on n samples into out (n, out_features). Uses its own buffers,
   // so any number of threads may call it at once. Throws NonFiniteError
   // rather than return NaN or infinity.
-  void predict(const T* x, std::size_t n, T* out) const;
+  void predict(Input<T> x, std::size_t n, T* out) const;
 
   // (Weighted) mean loss and number of correct rows over n samples, in
   // chunks; NonFiniteError when the loss is not finite.
-  std::pair<double, double> evaluate(const T* x, Targets<T> y, std::size_t n, Loss loss) const;
+  std::pair<double, double> evaluate(Input<T> x, Targets<T> y, std::size_t n, Loss loss) const;
 
   // Where layer k's output lives after forward(x) with ws.
   const T* layer_output(std::size_t k, const T* x, const Workspace<T>& ws) const {
@@ -128,7 +129,7 @@ class Network {
   // the network took over), the network output otherwise.
   const T* loss_input(Loss loss, const T* x, const Workspace<T>& ws) const;
   // dlast holds d loss / d output (or / d logits when `at_logits`); backprop it.
-  void backward_from(const T* x, T* dlast, bool at_logits, T* dx, std::size_t n, Workspace<T>& ws,
+  void backward_from(Input<T> x, T* dlast, bool at_logits, T* dx, std::size_t n, Workspace<T>& ws,
                      const Pass& pass, std::size_t lowest);
   std::size_t lowest_trainable() const;
 

@@ -101,19 +101,22 @@ const T* LayerStack<T>::output_of(std::size_t k, const T* x, const View& v) cons
 }
 
 template <class T>
-const T* LayerStack<T>::forward(const T* x, std::size_t n, const View& v, const Pass& pass) const {
-  const T* in = x;
+const T* LayerStack<T>::forward(Input<T> x, std::size_t n, const View& v, const Pass& pass) const {
+  if (x.sparse) require(layers_[0]->accepts_sparse(), "sparse input needs a first layer that reads it (Dense)");
+  const T* in = x.dense;
   for (std::size_t k = 0; k < layers_.size(); ++k) {
     if (v.act[k] == nullptr) continue;  // an aliasing layer: same memory, new shape
-    layers_[k]->forward(in, v.act[k], v.buffers[k], n, pass);
+    if (k == 0 && x.sparse) layers_[0]->forward_sparse(x.csr, v.act[0], v.buffers[0], pass);
+    else layers_[k]->forward(in, v.act[k], v.buffers[k], n, pass);
     in = v.act[k];
   }
   return in;
 }
 
 template <class T>
-void LayerStack<T>::backward(const T* x, T* dy, T* dx, std::size_t n, const View& v,
+void LayerStack<T>::backward(Input<T> x, T* dy, T* dx, std::size_t n, const View& v,
                              const Pass& pass, std::size_t lowest) {
+  require(!x.sparse || dx == nullptr, "there is no gradient with respect to sparse input");
   // The lowest layer that does work writes into dx; the others alternate
   // between the two delta buffers, never the one they read.
   std::size_t first = layers_.size();
@@ -125,11 +128,12 @@ void LayerStack<T>::backward(const T* x, T* dy, T* dx, std::size_t n, const View
   T* delta = dy;
   for (std::size_t k = layers_.size(); k-- > lowest;) {
     if (v.act[k] == nullptr) continue;
-    const T* in = k == 0 ? x : output_of(k - 1, x, v);
+    const T* in = k == 0 ? x.dense : output_of(k - 1, x.dense, v);
     T* target = nullptr;
     if (k > first) target = delta == v.delta_a ? v.delta_b : v.delta_a;
     else if (lowest == 0) target = dx;
-    layers_[k]->backward(in, v.act[k], v.buffers[k], delta, target, n, pass);
+    if (k == 0 && x.sparse) layers_[0]->backward_sparse(x.csr, v.act[0], v.buffers[0], delta, pass);
+    else layers_[k]->backward(in, v.act[k], v.buffers[k], delta, target, n, pass);
     delta = target;
   }
   if (first == layers_.size() && dx != nullptr && lowest == 0)  // only aliasing layers

@@ -65,12 +65,14 @@ class LayerStack {
   // aliasing layer the memory of the layer before (x for the first).
   const T* output_of(std::size_t k, const T* x, const View& v) const;
 
-  // Runs n samples of x through every layer; returns the last output.
-  const T* forward(const T* x, std::size_t n, const View& v, const Pass& pass) const;
+  // Runs n samples of x through every layer; returns the last output. x
+  // may be CSR rows when the first layer accepts_sparse().
+  const T* forward(Input<T> x, std::size_t n, const View& v, const Pass& pass) const;
 
   // Backward from dy (n, output; overwritten) through layers k >= lowest,
-  // after forward(x) with the same view. Writes dx (n, input) unless null.
-  void backward(const T* x, T* dy, T* dx, std::size_t n, const View& v, const Pass& pass,
+  // after forward(x) with the same view. Writes dx (n, input) unless null
+  // (it must be null for sparse x).
+  void backward(Input<T> x, T* dy, T* dx, std::size_t n, const View& v, const Pass& pass,
                 std::size_t lowest = 0);
 
  private:

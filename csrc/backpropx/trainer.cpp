@@ -1,5 +1,6 @@
 #include "backpropx/trainer.hpp"
 
+#include "backpropx/objective.hpp"
 #include "backpropx/update.hpp"
 
 #include <algorithm>
@@ -89,7 +90,7 @@ Trainer<T>::Trainer(Network<T>& network, Optimizer<T>& optimizer, Loss loss,
 }
 
 template <class T>
-EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
+EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
                                    const std::function<void(const BatchProgress&)>& on_batches,
                                    std::size_t every) {
   require(n > 0, "cannot train on an empty data set");
@@ -99,10 +100,18 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
   // Buffers are sized once per size of data set, never inside the batch loop.
   if (ws_.capacity != rows) {
     ws_ = net_.make_workspace(rows, true);
-    batch_x_.assign(checked_mul(rows, net_.in_features()), T(0));
     batch_y_.assign(checked_mul(rows, net_.out_features()), T(0));
     batch_labels_.assign(checked_mul(rows, net_.rows_per_sample()), 0);
     batch_w_.assign(rows, T(1));
+  }
+  if (!X.sparse && batch_x_.size() != checked_mul(rows, net_.in_features()))
+    batch_x_.assign(rows * net_.in_features(), T(0));
+  if (X.sparse) {  // room for the fullest possible batch, so the loop never allocates
+    const std::size_t most = max_nnz_of_rows(X.csr, rows);
+    if (batch_indices_.size() < most) {
+      batch_indices_.resize(most);
+      batch_data_.resize(most);
+    }
   }
   if (order_.size() != n) order_.resize(n);
   std::iota(order_.begin(), order_.end(), std::uint64_t{0});
@@ -133,12 +142,13 @@ EpochStats Trainer<T>::train_epoch(const T* X, Targets<T> y, std::size_t n,
     if (shared) {
       value = shared_batch_gradient(X, y, start, m, pass, batch_weight, correct, drew);
     } else {
-      const Targets<T> target = gather_batch(X, y, start, m);
+      Input<T> batch_x(batch_x_.data());
+      const Targets<T> target = gather_batch(X, y, start, m, &batch_x);
       batch_weight = weight_sum(target, m * net_.rows_per_sample());
       net_.zero_grad();
-      value = net_.forward_backward(batch_x_.data(), target, m, loss_, ws_, pass, &correct);
+      value = net_.forward_backward(batch_x, target, m, loss_, ws_, pass, &correct);
     }
-    if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(batch_weight);
+    if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(net_, l2_, batch_weight);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
@@ -175,12 +185,15 @@ void Trainer<T>::refresh_segments(std::vector<Segment>& segments) const {
 }
 
 template <class T>
-Targets<T> Trainer<T>::gather_batch(const T* X, Targets<T> y, std::size_t start, std::size_t m) {
-  // Per sample: IN input values, OUT target values or R labels (one per loss row).
+Targets<T> Trainer<T>::gather_batch(Input<T> X, Targets<T> y, std::size_t start, std::size_t m,
+                                    Input<T>* batch) {
+  // Per sample: IN input values (or a CSR row), OUT target values or R labels (one per loss row).
   const std::size_t IN = net_.in_features(), OUT = net_.out_features(), R = net_.rows_per_sample();
+  if (X.sparse)
+    *batch = gather_csr_rows(X.csr, order_.data() + start, m, batch_indptr_, batch_indices_, batch_data_);
   for (std::size_t r = 0; r < m; ++r) {
     const std::size_t src = order_[start + r];
-    std::memcpy(batch_x_.data() + r * IN, X + src * IN, IN * sizeof(T));
+    if (!X.sparse) std::memcpy(batch_x_.data() + r * IN, X.dense + src * IN, IN * sizeof(T));
     if (y.labels) std::memcpy(batch_labels_.data() + r * R, y.labels + src * R, R * sizeof(std::int64_t));
     else std::memcpy(batch_y_.data() + r * OUT, y.values + src * OUT, OUT * sizeof(T));
     if (y.weights) batch_w_[r] = y.weights[src];
@@ -194,7 +207,7 @@ Targets<T> Trainer<T>::gather_batch(const T* X, Targets<T> y, std::size_t start,
 }
 
 template <class T>
-double Trainer<T>::shared_batch_gradient(const T* X, Targets<T> y, std::size_t start,
+double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, std::size_t start,
                                          std::size_t m, const Pass& pass, double& batch_weight,
                                          double& correct, bool& drew) {
   // The whole batch's weight sum, as a single process sums it: each
@@ -213,9 +226,10 @@ double Trainer<T>::shared_batch_gradient(const T* X, Targets<T> y, std::size_t s
   sums_ = StepSums{};
   const Rng::State before = dropout_rng_.state();
   if (hi > lo) {
-    const Targets<T> target = gather_batch(X, y, lo, hi - lo);
-    sums_.loss = net_.forward_backward(batch_x_.data(), target, hi - lo, loss_, ws_, pass,
-                                       &sums_.correct, batch_weight);
+    Input<T> batch_x(batch_x_.data());
+    const Targets<T> target = gather_batch(X, y, lo, hi - lo, &batch_x);
+    sums_.loss = net_.forward_backward(batch_x, target, hi - lo, loss_, ws_, pass, &sums_.correct,
+                                       batch_weight);
   }
   sums_.draws = dropout_rng_.state() != before ? 1.0 : 0.0;
   dp_.reduce(net_.grads(), net_.num_params(), sums_);
@@ -236,23 +250,6 @@ double Trainer<T>::add_gradient_norms(std::vector<double>& norm_sum) const {
     total_sq += sq;
   }
   return total_sq;
-}
-
-template <class T>
-double Trainer<T>::add_l2_penalty(double batch_weight) {
-  double sq = 0;
-  const T g = T(l2_ / batch_weight);
-  for (const TensorInfo& t : net_.tensors()) {
-    if (!t.l2 || !net_.layer(t.layer).trainable()) continue;
-    const std::size_t count = shape_size(t.shape);
-    const T* w = net_.params() + t.offset;
-    T* dw = net_.grads() + t.offset;
-    for (std::size_t i = 0; i < count; ++i) {
-      sq += static_cast<double>(w[i]) * static_cast<double>(w[i]);
-      dw[i] += g * w[i];
-    }
-  }
-  return 0.5 * l2_ * sq / batch_weight;
 }
 
 template <class T>

@@ -50,6 +50,39 @@ struct NetworkHolder {
 // Checks X is (n, *shape) and returns n; throws ValueError naming `what`.
 std::size_t check_samples(const py::buffer_info& info, const Shape& shape, const char* what);
 
+// Sparse rows from Python (backpropx._sparse builds them from scipy's CSR
+// arrays): checked once when built, alive as long as the holder. A slice of
+// rows shares the arrays.
+template <class T>
+struct CsrHolder {
+  py::array_t<std::int64_t> indptr;  // (all rows + 1,)
+  py::array_t<std::int32_t> indices;
+  py::array_t<T> data;
+  std::size_t start = 0, rows = 0, cols = 0;  // this holder's rows: [start, start + rows)
+  CsrMatrix<T> view() const {
+    return CsrMatrix<T>{rows, cols, indptr.data(), indices.data(), data.data()}.block(start, rows);
+  }
+};
+
+// The rows of X as the core reads them, and their count: a dense (n,
+// *input_shape) array, or CSR rows when the first layer reads them.
+// ValueError naming `what` otherwise.
+template <class T>
+std::pair<Input<T>, std::size_t> as_input(const CArray<T>& X, const Network<T>& net, const char* what) {
+  return {Input<T>(X.data()), check_samples(X.request(), net.input_shape(), what)};
+}
+template <class T>
+std::pair<Input<T>, std::size_t> as_input(const CsrHolder<T>& X, const Network<T>& net, const char* what) {
+  if (!net.layer(0).accepts_sparse())
+    throw py::value_error(std::string(what) + " is sparse, which needs a Dense first layer over 1-d samples; the "
+                          "first layer is " + net.layer(0).kind() + " with input shape " +
+                          shape_str(net.input_shape()));
+  if (X.cols != net.in_features())
+    throw py::value_error(std::string(what) + " has " + std::to_string(X.cols) +
+                          " features per sample, but the network expects " + std::to_string(net.in_features()));
+  return {Input<T>(X.view()), X.rows};
+}
+
 // Targets from the optional Python arrays: values (n samples of out_size
 // values) or labels (rows_per_sample per sample), and optional sample
 // weights (n,).
@@ -64,5 +97,7 @@ void register_runtime(py::module_& m);
 void register_network(py::module_& m);
 void register_optimizers(py::module_& m);
 void register_trainer(py::module_& m);
+void register_sparse(py::module_& m);
+void register_objective(py::module_& m);
 
 }  // namespace bpx::python

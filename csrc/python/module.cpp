@@ -74,4 +74,6 @@ PYBIND11_MODULE(_core, m) {
   bpx::python::register_network(m);
   bpx::python::register_optimizers(m);
   bpx::python::register_trainer(m);
+  bpx::python::register_sparse(m);
+  bpx::python::register_objective(m);
 }

@@ -84,6 +84,63 @@ py::array_t<T> locked_copy(const NetworkHolder<T>& h, const T* (Network<T>::*whi
   return out;
 }
 
+// The computations that read X, each bound twice: dense (CArray) or sparse (CsrHolder).
+template <class T, class XArray>
+py::array_t<T> predict(const NetworkHolder<T>& h, const XArray& X) {
+  const auto [x, n] = as_input(X, *h.net, "X");
+  std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
+  for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
+  py::array_t<T> out(dims);
+  T* dst = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::shared_lock lock(h.mutex);
+    require_finite_params(*h.net);
+    h.net->predict(x, n, dst);
+  }
+  return out;
+}
+
+template <class T, class XArray>
+py::tuple loss_and_gradients(NetworkHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
+                             std::optional<Labels> labels, const std::string& loss_name,
+                             std::optional<CArray<T>> weights) {
+  const Loss loss = loss_from_name(loss_name);
+  const auto [x, n] = as_input(X, *h.net, "X");
+  if (n == 0) throw py::value_error("X has no samples");
+  Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
+  py::array_t<T> grads(static_cast<py::ssize_t>(h.net->num_params()));
+  T* dst = grads.mutable_data();
+  double value = 0;
+  {
+    py::gil_scoped_release release;
+    std::unique_lock lock(h.mutex);
+    h.manual.pending = false;  // the gradients no longer belong to that forward
+    require_finite_params(*h.net);
+    Workspace<T> ws = h.net->make_workspace(n, true);
+    h.net->zero_grad();
+    value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
+    if (!std::isfinite(value))
+      throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
+    // Copied under the lock: a training thread may zero grads() next.
+    std::copy(h.net->grads(), h.net->grads() + h.net->num_params(), dst);
+  }
+  return py::make_tuple(value, grads);
+}
+
+template <class T, class XArray>
+std::pair<double, double> evaluate(const NetworkHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
+                                   std::optional<Labels> labels, const std::string& loss_name,
+                                   std::optional<CArray<T>> weights) {
+  const Loss loss = loss_from_name(loss_name);
+  const auto [x, n] = as_input(X, *h.net, "X");
+  Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
+  py::gil_scoped_release release;
+  std::shared_lock lock(h.mutex);
+  require_finite_params(*h.net);
+  return h.net->evaluate(x, t, n, loss);
+}
+
 template <class T>
 void bind_network(py::module_& m) {
   using Holder = NetworkHolder<T>;
@@ -222,62 +279,18 @@ void bind_network(py::module_& m) {
         std::unique_lock lock(h.mutex);
         h.net->zero_grad();
       })
-      .def("predict", [](const Holder& h, const CArray<T>& X) {
-        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
-        std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
-        for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
-        py::array_t<T> out(dims);
-        T* dst = out.mutable_data();
-        const T* src = X.data();
-        {
-          py::gil_scoped_release release;
-          std::shared_lock lock(h.mutex);
-          require_finite_params(*h.net);
-          h.net->predict(src, n, dst);
-        }
-        return out;
-      }, py::arg("X"))
-      .def("loss_and_gradients", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                                    std::optional<Labels> labels, const std::string& loss_name,
-                                    std::optional<CArray<T>> weights) {
-        const Loss loss = loss_from_name(loss_name);
-        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
-        if (n == 0) throw py::value_error("X has no samples");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
-        const T* x = X.data();
-        py::array_t<T> grads(static_cast<py::ssize_t>(h.net->num_params()));
-        T* dst = grads.mutable_data();
-        double value = 0;
-        {
-          py::gil_scoped_release release;
-          std::unique_lock lock(h.mutex);
-          h.manual.pending = false;  // the gradients no longer belong to that forward
-          require_finite_params(*h.net);
-          Workspace<T> ws = h.net->make_workspace(n, true);
-          h.net->zero_grad();
-          value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
-          if (!std::isfinite(value))
-            throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
-          // Copied under the lock: a training thread may zero grads() next.
-          std::copy(h.net->grads(), h.net->grads() + h.net->num_params(), dst);
-        }
-        return py::make_tuple(value, grads);
-      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         py::arg("weights") = py::none(),
-         "(mean loss of (X, targets), a copy of the flat gradient); grad_view() holds it too")
-      .def("evaluate", [](const Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                          std::optional<Labels> labels, const std::string& loss_name,
-                          std::optional<CArray<T>> weights) {
-        const Loss loss = loss_from_name(loss_name);
-        const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
-        const T* x = X.data();
-        py::gil_scoped_release release;
-        std::shared_lock lock(h.mutex);
-        require_finite_params(*h.net);
-        return h.net->evaluate(x, t, n, loss);
-      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("loss"),
-         py::arg("weights") = py::none(), "(mean loss, number of correct rows)")
+      .def_property_readonly("accepts_sparse", [](const Holder& h) { return h.net->layer(0).accepts_sparse(); })
+      .def("predict", &predict<T, CsrHolder<T>>, py::arg("X"))
+      .def("predict", &predict<T, CArray<T>>, py::arg("X"))
+      .def("loss_and_gradients", &loss_and_gradients<T, CsrHolder<T>>, py::arg("X"), py::arg("y"),
+           py::arg("labels"), py::arg("loss"), py::arg("weights") = py::none())
+      .def("loss_and_gradients", &loss_and_gradients<T, CArray<T>>, py::arg("X"), py::arg("y"),
+           py::arg("labels"), py::arg("loss"), py::arg("weights") = py::none(),
+           "(mean loss of (X, targets), a copy of the flat gradient); grad_view() holds it too")
+      .def("evaluate", &evaluate<T, CsrHolder<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
+           py::arg("loss"), py::arg("weights") = py::none())
+      .def("evaluate", &evaluate<T, CArray<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
+           py::arg("loss"), py::arg("weights") = py::none(), "(mean loss, number of correct rows)")
       .def("forward", [](Holder& h, const CArray<T>& X, bool training) {
         const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
         if (n == 0) throw py::value_error("X has no samples");

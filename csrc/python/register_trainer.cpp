@@ -41,6 +41,52 @@ class EpochGuard {
   std::atomic<bool>& flag_;
 };
 
+// One epoch over X, dense (CArray) or sparse (CsrHolder); bound for both.
+template <class T, class XArray>
+py::dict train_epoch(TrainerHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
+                     std::optional<Labels> labels, py::object callback, std::size_t every,
+                     std::optional<CArray<T>> weights) {
+  EpochGuard busy(h.in_epoch);
+  Network<T>& net = *h.network->net;
+  const auto [x, n] = as_input(X, net, "X");
+  Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features(), net.rows_per_sample());
+  EpochStats stats;
+  {
+    py::gil_scoped_release release;
+    std::unique_lock lock(h.network->mutex);
+    h.network->manual.pending = false;  // fit replaces the gradients a manual forward awaited
+    // Between batches the network is consistent: let other threads in
+    // (e.g. a callback that predicts) and never wait on the lock while
+    // holding the GIL.
+    // Ctrl-C is noticed within ~50 ms at a batch boundary, so the
+    // network is left consistent; the GIL is taken only then.
+    const bool has_callback = !callback.is_none() && every > 0;
+    auto last_check = std::chrono::steady_clock::now();
+    std::function<void(const BatchProgress&)> on_batches = [&](const BatchProgress& p) {
+      const bool due = has_callback && (p.batch % every == 0 || p.batch == p.batches);
+      const auto now = std::chrono::steady_clock::now();
+      if (!due && now - last_check < std::chrono::milliseconds(50)) return;
+      last_check = now;
+      lock.unlock();
+      {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (due) callback(p.batch, p.batches, p.samples, p.loss);
+      }
+      lock.lock();
+    };
+    stats = h.trainer->train_epoch(x, t, n, on_batches, 1);
+  }
+  py::dict out;
+  out["loss"] = stats.loss;
+  out["accuracy"] = stats.accuracy;
+  out["samples"] = stats.samples;
+  out["batches"] = stats.batches;
+  out["grad_norm"] = stats.grad_norm;
+  out["update_ratio"] = stats.update_ratio;
+  return out;
+}
+
 template <class T>
 void bind_trainer(py::module_& m) {
   using Holder = TrainerHolder<T>;
@@ -59,51 +105,10 @@ void bind_trainer(py::module_& m) {
            }),
            py::arg("network"), py::arg("optimizer"), py::arg("loss"), py::arg("batch_size"),
            py::arg("shuffle"), py::arg("seed"))
-      .def("train_epoch", [](Holder& h, const CArray<T>& X, std::optional<CArray<T>> y,
-                             std::optional<Labels> labels, py::object callback, std::size_t every,
-                             std::optional<CArray<T>> weights) {
-        EpochGuard busy(h.in_epoch);
-        Network<T>& net = *h.network->net;
-        const std::size_t n = check_samples(X.request(), net.input_shape(), "X");
-        Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features(), net.rows_per_sample());
-        const T* x = X.data();
-        EpochStats stats;
-        {
-          py::gil_scoped_release release;
-          std::unique_lock lock(h.network->mutex);
-          h.network->manual.pending = false;  // fit replaces the gradients a manual forward awaited
-          // Between batches the network is consistent: let other threads in
-          // (e.g. a callback that predicts) and never wait on the lock while
-          // holding the GIL.
-          // Ctrl-C is noticed within ~50 ms at a batch boundary, so the
-          // network is left consistent; the GIL is taken only then.
-          const bool has_callback = !callback.is_none() && every > 0;
-          auto last_check = std::chrono::steady_clock::now();
-          std::function<void(const BatchProgress&)> on_batches = [&](const BatchProgress& p) {
-            const bool due = has_callback && (p.batch % every == 0 || p.batch == p.batches);
-            const auto now = std::chrono::steady_clock::now();
-            if (!due && now - last_check < std::chrono::milliseconds(50)) return;
-            last_check = now;
-            lock.unlock();
-            {
-              py::gil_scoped_acquire gil;
-              if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-              if (due) callback(p.batch, p.batches, p.samples, p.loss);
-            }
-            lock.lock();
-          };
-          stats = h.trainer->train_epoch(x, t, n, on_batches, 1);
-        }
-        py::dict out;
-        out["loss"] = stats.loss;
-        out["accuracy"] = stats.accuracy;
-        out["samples"] = stats.samples;
-        out["batches"] = stats.batches;
-        out["grad_norm"] = stats.grad_norm;
-        out["update_ratio"] = stats.update_ratio;
-        return out;
-      }, py::arg("X"), py::arg("y"), py::arg("labels"), py::arg("callback"), py::arg("every"),
-         py::arg("weights") = py::none())
+      .def("train_epoch", &train_epoch<T, CsrHolder<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
+           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none())
+      .def("train_epoch", &train_epoch<T, CArray<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
+           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none())
       .def("set_clipping", [](Holder& h, double value, double norm) {
         h.trainer->set_clipping(Clipping{value, norm});
       }, py::arg("clip_value"), py::arg("clip_norm"))

@@ -16,6 +16,7 @@ from .history import History
 from .layers import ACTIVATIONS, Activation, Dense, Dropout, Flatten, Layer, Reshape, Residual
 from .layers import (AvgPool1D, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, GlobalAvgPool, LayerNorm,
                      MaxPool1D, MaxPool2D)
+from .lbfgs import LBFGSResult, fit_lbfgs
 from .network import LOSSES, Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
@@ -55,6 +56,7 @@ __all__ = [
     "GradcheckResult",
     "GradientWarning",
     "History",
+    "LBFGSResult",
     "LRSchedule",
     "Layer",
     "MPIGroup",
@@ -69,6 +71,7 @@ __all__ = [
     "__version__",
     "config",
     "distributed",
+    "fit_lbfgs",
     "get_kernel",
     "get_num_threads",
     "gradcheck",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._sparse import as_sparse_rows, is_sparse
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -52,13 +53,16 @@ def _shape_str(shape: tuple[int, ...]) -> str:
 
 
 def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X",
-                source: str = "the network expects") -> np.ndarray:
-    """X as a C-contiguous (n, *shape) array of the network dtype.
+                source: str = "the network expects") -> Any:
+    """X as a C-contiguous (n, *shape) array of the network dtype, or, for a
+    scipy.sparse X and 1-d samples, as the core's CSR rows (``_sparse``).
 
     `shape` is the per-sample shape (an int means one axis of that size);
     `source` says where it comes from in messages.
     """
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if is_sparse(X):
+        return as_sparse_rows(X, dtype, shape, name, source)
     arr = _asarray(X, name)
     if len(shape) == 1:
         if arr.ndim != 2:
@@ -86,7 +90,7 @@ def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, na
 
     Losses act on the last axis of the output ``(*lead, C)``: cross_entropy
     takes integer labels ``(n, *lead)`` in [0, C) or probability rows
-    ``(n, *lead, C)``; mse and binary_cross_entropy take ``(n, *lead, C)``, or
+    ``(n, *lead, C)``; mse, binary_cross_entropy and poisson take ``(n, *lead, C)``, or
     ``(n,)`` when the network has one output value. Labels go to the core
     flattened, one per loss row.
     """
@@ -130,6 +134,8 @@ def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, na
         raise ValueError(f"{name} contains non-finite values")
     if loss in ("binary_cross_entropy", "cross_entropy") and ((values < 0).any() or (values > 1).any()):
         raise ValueError(f"{name} must lie in [0, 1] for {loss}")
+    if loss == "poisson" and (values < 0).any():
+        raise ValueError(f"{name} must be non-negative for poisson (counts or rates)")
     return values, None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core
 from ._arrays import as_features, as_sample_weight, as_targets, check_seed, resolve_dtype
+from ._sparse import is_sparse
 from .layers import Layer
 
 LOSSES: tuple[str, ...] = tuple(_core.loss_names)
@@ -210,6 +211,9 @@ class Network:
         """Forward pass in inference mode: the output for every sample of X
         ``(n, *input_shape)``, as a new ``(n, *output_shape)`` array.
 
+        X may be a scipy.sparse matrix when the first layer is a Dense layer
+        over 1-d samples (CSR is read as is, other formats are converted to
+        CSR): its product is then sparse x dense in C++, never densified.
         Safe to call from several threads at once (the GIL is released).
         """
         return self._core.predict(as_features(X, self._dtype, self.input_shape))
@@ -226,6 +230,9 @@ class Network:
         """
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be True or False, got {training!r}")
+        if is_sparse(X):
+            raise TypeError("forward (manual mode) takes dense X, since backward returns dL/dX; sparse X "
+                            "works with predict, loss_and_gradients, Trainer.fit and bx.fit_lbfgs")
         return self._core.forward(as_features(X, self._dtype, self.input_shape), bool(training))
 
     def backward(self, dY: Any) -> np.ndarray:
@@ -263,9 +270,15 @@ class Network:
         rows in [0, 1] need not sum to 1, and the gradient is the true one of
         ``-sum(y log p)``, as torch's);
         "binary_cross_entropy" expects outputs in [0, 1] (sigmoid), with the
-        logarithms clamped at -100 as torch does. With ``sample_weight`` (one
-        per sample) the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``
-        over rows. Replaces any accumulated gradients.
+        logarithms clamped at -100 as torch does; "poisson" treats the output
+        x as a log-rate (``mu = exp(x)``, targets >= 0) and is half the
+        Poisson deviance, ``mean(exp(x) - y x + y log y - y)``: the gradient
+        of ``torch.nn.PoissonNLLLoss(log_input=True)`` (whose value lacks
+        the constant ``y log y - y``) and the loss of scikit-learn's
+        ``MLPRegressor(loss="poisson")``. With ``sample_weight`` (one per
+        sample) the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``
+        over rows. X may be sparse (see ``predict``). Replaces any
+        accumulated gradients.
         """
         loss = check_loss(loss)
         Xc = as_features(X, self._dtype, self.input_shape)

@@ -87,7 +87,8 @@ class Trainer:
     Parameters
     ----------
     network: the Network to train (updated in place).
-    loss: "cross_entropy" (default), "mse" or "binary_cross_entropy".
+    loss: "cross_entropy" (default), "mse", "binary_cross_entropy" or "poisson"
+        (see ``Network.loss_and_gradients``).
     optimizer: an Optimizer (default ``Adam()``); the trainer builds its own state.
     batch_size: samples per update.
     shuffle: reshuffle the samples every epoch.
@@ -184,6 +185,8 @@ class Trainer:
             loss: text labels give the network its ``classes`` (sorted, one
             per output), and a network that has classes reads every 1-d ``y``
             as labels from them (``Network.predict_classes`` maps back).
+            X may be a scipy.sparse matrix when the first layer is Dense
+            (batches gather its CSR rows; it is never densified).
         epochs: epochs to run; after ``resume_from``, the total to reach, so
             the same call continues an interrupted run to the same end.
         validation_data: (X_val, y_val), evaluated after every epoch ("val_loss",
@@ -393,7 +396,7 @@ class Trainer:
             raise ValueError("cannot evaluate on X with no samples")
         loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss, weights)
         out = {"loss": float(loss)}
-        if self.loss != "mse":
+        if not math.isnan(correct):  # losses without an accuracy (mse, poisson) count NaN
             rows = Xc.shape[0] * self.network._core.rows_per_sample
             out["accuracy"] = float(correct) / rows
         return out

@@ -38,6 +38,7 @@ from .losses import (
     log_softmax,
     mse,
     one_hot,
+    poisson,
 )
 from .dropout import dropout_backward, dropout_forward
 from .network import (
@@ -92,6 +93,7 @@ __all__ = [
     "network_forward",
     "network_vjp",
     "one_hot",
+    "poisson",
     "param_shapes",
     "resolve_shape",
     "running_update",

@@ -20,6 +20,7 @@ __all__ = [
     "log_softmax",
     "mse",
     "one_hot",
+    "poisson",
 ]
 
 #: torch clamps each log term of binary cross-entropy to >= -100, so
@@ -168,9 +169,36 @@ def binary_cross_entropy(p: np.ndarray, target: np.ndarray, sample_weight=None) 
     return p.dtype.type(loss), grad.astype(p.dtype)
 
 
+def poisson(x: np.ndarray, target: np.ndarray, sample_weight=None) -> tuple[np.generic, np.ndarray]:
+    """Half the Poisson deviance of ``mu = exp(x)``, ``x`` the log-rate.
+
+    ``L = (1/M) sum_i [exp(x_i) - t_i x_i + xlogy(t_i, t_i) - t_i]`` over all
+    ``M`` elements (``xlogy(0, 0) = 0``), i.e. the mean of
+    ``t log(t / mu) - t + mu``: scikit-learn's ``poisson_loss`` of its
+    MLPRegressor, divided by the number of outputs. Its gradient
+    ``dL/dx = (exp(x) - t) / M`` is that of ``torch.nn.PoissonNLLLoss()``
+    (``log_input=True``), whose value lacks the ``xlogy(t, t) - t`` term.
+    With per-sample weights, rows of C values are weighted as in :func:`mse`.
+    """
+    x = _as_float(x)
+    t = np.asarray(target, dtype=x.dtype)
+    mu = np.exp(x)
+    t_log_t = np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0)
+    elementwise = mu - t * x + t_log_t - t
+    if sample_weight is None:
+        m = x.size
+        return x.dtype.type(np.sum(elementwise) / m), (mu - t) / m
+    w, total = _row_weights(x, sample_weight)
+    c = x.shape[-1]
+    loss = _weighted_mean(np.mean(elementwise, axis=-1), w, total)
+    scale = 1 / (c * total) if total > 0 else 0.0
+    return x.dtype.type(loss), (scale * w * (mu - t)).astype(x.dtype)
+
+
 #: name -> loss function, the names the Network API uses.
 LOSSES = {
     "mse": mse,
     "cross_entropy": cross_entropy_logits,
     "binary_cross_entropy": binary_cross_entropy,
+    "poisson": poisson,
 }

@@ -13,8 +13,9 @@ Which tensor a loss sees:
   softmax is fused into the loss, ``dz = (softmax(z) sum(y) - y) / rows``.
   Otherwise the network's output is taken as the logits (as
   ``torch.nn.CrossEntropyLoss`` applied to it).
-- ``"mse"`` and ``"binary_cross_entropy"`` act on the network's output
-  (BCE expects probabilities, i.e. a sigmoid output).
+- ``"mse"``, ``"binary_cross_entropy"`` and ``"poisson"`` act on the
+  network's output (BCE expects probabilities, i.e. a sigmoid output;
+  poisson takes the output as the log-rate).
 
 Losses act on the last axis: an output (n, T, C) has n*T rows, so
 cross-entropy takes labels (n, T) or probability rows (n, T, C); a

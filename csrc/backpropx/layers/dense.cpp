@@ -78,6 +78,26 @@ void Dense<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, 
 }
 
 template <class T>
+void Dense<T>::forward_sparse(const CsrMatrix<T>& x, T* y, const LayerBuffers<T>& buffers,
+                              const Pass&) const {
+  // x is (N, IN) CSR; as forward, with the sparse product z = x W^T
+  require(lead_.empty(), "a Dense layer reads sparse rows only for 1-d samples");
+  T* z = buffers.cache != nullptr ? buffers.cache : y;
+  csr_matmul_nt(z, x, weight_, out_);
+  bias_activation_forward(act_, has_bias_ ? bias_ : nullptr, z, y, x.rows, out_);
+}
+
+template <class T>
+void Dense<T>::backward_sparse(const CsrMatrix<T>& x, const T* y, const LayerBuffers<T>& buffers, T* dy,
+                               const Pass&) {
+  // as backward: dz = dy * f'(z), db += sum of dz rows, dW += dz^T x; no dx
+  const bool learn = this->trainable();
+  const T* z = act_ == Activation::identity ? y : buffers.cache;
+  activation_backward_bias(act_, z, y, dy, learn && has_bias_ ? dbias_ : nullptr, x.rows, out_);
+  if (learn) csr_weight_grad(dweight_, dy, x, out_);
+}
+
+template <class T>
 std::unique_ptr<Layer<T>> make_dense(const ConfigReader& c, const Shape& input) {
   const std::size_t in = c.size("in_features"), out = c.size("out_features");
   const Activation act = activation_from_name(c.string("activation", "identity"));

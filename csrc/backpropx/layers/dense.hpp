@@ -23,6 +23,13 @@ class Dense final : public Layer<T> {
                const Pass& pass) const override;
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                 std::size_t n, const Pass& pass) override;
+  // Sparse rows of 1-d samples (n, IN): the products are csr_matmul_nt and
+  // csr_weight_grad (sparse.hpp), the rest is as forward / backward.
+  bool accepts_sparse() const override { return lead_.empty(); }
+  void forward_sparse(const CsrMatrix<T>& x, T* y, const LayerBuffers<T>& buffers,
+                      const Pass& pass) const override;
+  void backward_sparse(const CsrMatrix<T>& x, const T* y, const LayerBuffers<T>& buffers, T* dy,
+                       const Pass& pass) override;
   Activation output_activation() const override { return act_; }
   void release_output_activation() override { act_ = Activation::identity; }
 
