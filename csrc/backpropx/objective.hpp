@@ -21,7 +21,7 @@ double add_l2_penalty(Network<T>& net, double alpha, double batch_weight);
 
 // The (weighted) mean loss over all n rows plus the L2 penalty (with the
 // rows' weight sum as batch_weight), and its gradient. Rows are run in
-// chunks (`chunk` rows; 0: as many as fit 64 MiB of work buffers) through
+// chunks (`chunk` rows; 0: about 2 MiB of work buffers each) through
 // one workspace allocated here, so an evaluation allocates nothing; dropout
 // and other training-time layers are off (the objective must be a
 // deterministic function of the parameters).

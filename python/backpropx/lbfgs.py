@@ -21,6 +21,7 @@ SciPy is imported when ``fit_lbfgs`` runs (``pip install scipy``);
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,27 @@ def _scipy_minimize() -> Callable[..., Any]:
     return minimize
 
 
+_BLAS: list[Any] = []  # threadpoolctl's controller, built once (scanning the loaded libraries takes ~15 ms)
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """L-BFGS-B's own arithmetic is BLAS-1/2 on vectors of the parameter count:
+    threads gain nothing there, and on a busy machine OpenBLAS's spinning helpers
+    doubled the time of a digits fit on two threads. So SciPy runs it on one BLAS
+    thread (threadpoolctl, when installed: scikit-learn depends on it); the
+    objective is the core's, on its own threads. The limit is process-wide for
+    the duration of the fit."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - then BLAS keeps its own setting
+            _BLAS.append(None)
+        else:
+            _BLAS.append(ThreadpoolController())
+    controller = _BLAS[0]
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+
+
 def minimize_arrays(network: Network, X: Any, values: Any, labels: Any, weights: Any, loss: str, *,
                     l2: float, scale: float, max_iter: int, max_fun: int, tol: float,
                     on_iteration: Callable[[int, float], None] | None = None) -> LBFGSResult:
@@ -80,8 +102,9 @@ def minimize_arrays(network: Network, X: Any, values: Any, labels: Any, weights:
 
     x0 = np.array(network._core.flat_params(), dtype=np.float64)
     try:
-        result = minimize(objective, x0, method="L-BFGS-B", jac=True, callback=callback,
-                          options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol})
+        with _one_blas_thread():
+            result = minimize(objective, x0, method="L-BFGS-B", jac=True, callback=callback,
+                              options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol})
         if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
             raise _core.NonFiniteError("L-BFGS ended at non-finite parameters or loss; the network keeps "
                                        "its initial weights. Try scaling the inputs or a larger l2")
