@@ -93,8 +93,9 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict[str, Any]]:
             models[key].predict(Xte)
         for r in range(repeats):
             for key in order[r % len(order):] + order[:r % len(order)]:
-                fit_s[key].append(timed(lambda: models[key].partial_fit(Xtr, ytr)))
-                predict_s[key].append(timed(lambda: [models[key].predict(Xte) for _ in range(5)]) / 5)
+                model = models[key]
+                fit_s[key].append(timed(lambda m=model: m.partial_fit(Xtr, ytr)))
+                predict_s[key].append(timed(lambda m=model: [m.predict(Xte) for _ in range(5)]) / 5)
     rows = []
     for key in order:
         fit_ratio = [s / t for s, t in zip(fit_s["sklearn"], fit_s[key])]
