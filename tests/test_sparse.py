@@ -205,3 +205,19 @@ def test_import_without_scipy():
             "assert net.predict(np.ones((2, 3))).shape == (2, 2)\n"
             "assert 'scipy' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_distributed_training_refuses_sparse_x():
+    """Data-parallel fit compares fingerprints of every process's data, which
+    needs dense arrays: sparse X is refused up front, on every rank."""
+    from thread_group import run_ranks
+
+    X = sparse.random(40, 12, density=0.2, format="csr", random_state=0)
+    y = np.arange(40) % 3
+
+    def body(group):
+        trainer = bx.Trainer(_net(12), batch_size=8, distributed=group)
+        trainer.fit(X, y, verbose=0)
+
+    outs = run_ranks(2, body)
+    assert all(isinstance(out, TypeError) and "distributed training takes dense X" in str(out) for out in outs)

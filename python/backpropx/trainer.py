@@ -238,6 +238,9 @@ class Trainer:
         # Text labels give the network its classes (stored once everything is checked).
         _, classes = resolve_labels(y, self.loss, self.network.output_shape[-1], self.network.classes, learn=True)
         Xc, values, labels, weights = self._data(X, y, sample_weight=sample_weight, classes=classes)
+        if self._dp is not None and not isinstance(Xc, np.ndarray):
+            raise TypeError("distributed training takes dense X (the processes compare fingerprints of their "
+                            "data first); train a sparse X in one process, or densify it")
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
         val = None
