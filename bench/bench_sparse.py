@@ -13,7 +13,7 @@ scipy.sparse (its weight gradient is a dense 50,000 x 256 matrix per batch),
 backpropx with its sparse x dense kernels in C++. Both update all 12.8 M
 weights every batch (Adam, and the L2 term touches every weight).
 
-Protocol (/work/shared/BENCH.md): same parameters and random_state, hence
+Protocol (bench/BENCH.md): same parameters and random_state, hence
 the same initial weights. The first ``partial_fit`` (initialisation and one
 epoch) is the untimed warm-up; each timed repeat is one more
 ``partial_fit`` epoch of every estimator, the starting one alternating, all
