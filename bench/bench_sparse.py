@@ -2,7 +2,7 @@
 
     python bench/bench_sparse.py                        # full run, prints a markdown section
     python bench/bench_sparse.py --quick                # smoke run (small data, 1 repeat), numbers meaningless
-    python bench/bench_sparse.py --append bench/RESULTS.md
+    python bench/bench_sparse.py --append bench/RESULTS.md   # replaces its marked section there
 
 Workload: 20,000 training rows x 50,000 features at 0.1 % density (50
 entries per row, uniform columns, values U(0, 1)), float64 CSR; 10 classes
@@ -46,6 +46,9 @@ from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
 import backpropx as bx
 from backpropx.sklearn import MLPClassifier
+
+SECTION_BEGIN = "<!-- bench_sparse.py: begin -->"
+SECTION_END = "<!-- bench_sparse.py: end -->"
 
 
 def make_data(n: int, n_test: int, features: int, per_row: int, seed: int = 0):
@@ -158,11 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {r['threads']} | {r['estimator']} | {r['epoch']} | {r['samples']} | {r['ratio']} | "
                      f"{r['predict']} | {r['predict_ratio']} | {r['accuracy']} |")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join([SECTION_BEGIN, *lines, SECTION_END]) + "\n"
     print(text)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    if args.append:  # replaces this script's marked section, which compare.py's rewrite keeps
+        path = Path(args.append)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if SECTION_BEGIN in old and SECTION_END in old:
+            head, rest = old.split(SECTION_BEGIN, 1)
+            new = head + text.rstrip("\n") + rest.split(SECTION_END, 1)[1]
+        else:
+            new = old + ("\n" if old else "") + text
+        path.write_text(new, encoding="utf-8")
     return 0
 
 
