@@ -50,6 +50,11 @@ struct BufferSpec {
 struct Pass {
   bool training = false;  // dropout-like layers act only in training
   Rng* rng = nullptr;     // randomness of training-time layers
+  // Variable-length sequences: lengths[i] valid steps of sample i along the
+  // first axis of the network's input (steps t >= lengths[i] are padding),
+  // or null when every step is valid. A layer sees it only while every layer
+  // before it keeps that axis (keeps_steps); backward gets forward's.
+  const std::int64_t* lengths = nullptr;
 };
 
 // Memory a layer receives for one call over n samples.
@@ -120,6 +125,24 @@ class Layer {
   // without any layer knowing about losses.
   virtual Activation output_activation() const { return Activation::identity; }
   virtual void release_output_activation() {}
+
+  // Sequences (see Pass::lengths). keeps_steps: the output's first axis is
+  // the input's, step for step, and padded input steps never reach valid
+  // output steps (Dense over the last axis, element-wise layers, Embedding,
+  // a recurrent layer returning sequences). uses_lengths: the layer reads
+  // Pass::lengths (recurrent layers).
+  virtual bool keeps_steps() const { return false; }
+  virtual bool uses_lengths() const { return false; }
+
+  // A layer whose input is data rather than values (Embedding's token ids)
+  // must be a network's first layer; check_input validates n samples of
+  // that data before anything runs, so bad input changes nothing.
+  virtual bool reads_input_data() const { return false; }
+  virtual void check_input(const T* /*x*/, std::size_t /*n*/) const {}
+
+  // Called once the network has drawn the initial parameters (Embedding
+  // zeroes its padding row there, as torch does).
+  virtual void after_init() {}
 
   // The layers inside a container layer (Residual), for inspection.
   virtual const LayerStack<T>* children() const { return nullptr; }

@@ -49,6 +49,10 @@ double mse(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, doubl
   const T* t = tg.values;
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
+    if (!row_counts(tg, r)) {
+      if (dx) std::fill(dx + r * C, dx + (r + 1) * C, T(0));
+      continue;
+    }
     const T g = static_cast<T>(2.0 * scale / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
     for (std::size_t j = 0; j < C; ++j) {
@@ -66,6 +70,10 @@ template <class T>
 double cross_entropy(const T* z, Targets<T> tg, std::size_t N, std::size_t C, T* dz, double scale) {
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
+    if (!row_counts(tg, r)) {
+      if (dz) std::fill(dz + r * C, dz + (r + 1) * C, T(0));
+      continue;
+    }
     const T* zr = z + r * C;
     const T m = *std::max_element(zr, zr + C);
     T s = 0;
@@ -109,6 +117,10 @@ double binary_cross_entropy(const T* p, Targets<T> tg, std::size_t N, std::size_
   const T* t = tg.values;
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
+    if (!row_counts(tg, r)) {
+      if (dp) std::fill(dp + r * C, dp + (r + 1) * C, T(0));
+      continue;
+    }
     const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
     for (std::size_t j = 0; j < C; ++j) {
@@ -128,6 +140,10 @@ double poisson(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, d
   const T* t = tg.values;
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
+    if (!row_counts(tg, r)) {
+      if (dx) std::fill(dx + r * C, dx + (r + 1) * C, T(0));
+      continue;
+    }
     const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
     for (std::size_t j = 0; j < C; ++j) {
@@ -151,10 +167,19 @@ std::size_t argmax(const T* row, std::size_t C) {
 
 template <class T>
 double weight_sum(Targets<T> tg, std::size_t N) {
-  if (!tg.weights) return static_cast<double>(N);
+  if (!tg.weights) return count_rows(tg, N);
   double sum = 0;
-  for (std::size_t r = 0; r < N; ++r) sum += static_cast<double>(tg.weights[r / tg.group]);
+  for (std::size_t r = 0; r < N; ++r)
+    if (row_counts(tg, r)) sum += static_cast<double>(tg.weights[r / tg.group]);
   return sum;
+}
+
+template <class T>
+double count_rows(Targets<T> tg, std::size_t N) {
+  if (!tg.lengths) return static_cast<double>(N);
+  double rows = 0;
+  for (std::size_t r = 0; r < N; ++r) rows += row_counts(tg, r) ? 1.0 : 0.0;
+  return rows;
 }
 
 template <class T>
@@ -167,7 +192,7 @@ double loss_forward_backward(Loss loss, const T* input, Targets<T> tg, std::size
     case Loss::cross_entropy:
       if (tg.labels)
         for (std::size_t r = 0; r < N; ++r)
-          if (tg.labels[r] < 0 || static_cast<std::size_t>(tg.labels[r]) >= C)
+          if (row_counts(tg, r) && (tg.labels[r] < 0 || static_cast<std::size_t>(tg.labels[r]) >= C))
             throw std::invalid_argument("label " + std::to_string(tg.labels[r]) + " at row " +
                                         std::to_string(r) + " is outside [0, " +
                                         std::to_string(C) + ")");
@@ -189,6 +214,7 @@ double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, st
       return std::numeric_limits<double>::quiet_NaN();
     case Loss::cross_entropy:
       for (std::size_t r = 0; r < N; ++r) {
+        if (!row_counts(tg, r)) continue;
         const std::size_t want = tg.labels ? static_cast<std::size_t>(tg.labels[r])
                                            : argmax(tg.values + r * C, C);
         correct += argmax(input + r * C, C) == want ? 1.0 : 0.0;
@@ -196,6 +222,7 @@ double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, st
       return correct;
     case Loss::binary_cross_entropy:
       for (std::size_t r = 0; r < N; ++r) {
+        if (!row_counts(tg, r)) continue;
         std::size_t hits = 0;
         for (std::size_t j = 0; j < C; ++j)
           hits += (input[r * C + j] > T(0.5)) == (tg.values[r * C + j] > T(0.5));
@@ -208,6 +235,8 @@ double count_correct(Loss loss, const T* input, Targets<T> tg, std::size_t N, st
 
 template double weight_sum<float>(Targets<float>, std::size_t);
 template double weight_sum<double>(Targets<double>, std::size_t);
+template double count_rows<float>(Targets<float>, std::size_t);
+template double count_rows<double>(Targets<double>, std::size_t);
 template double loss_forward_backward<float>(Loss, const float*, Targets<float>, std::size_t,
                                              std::size_t, float*, double);
 template double loss_forward_backward<double>(Loss, const double*, Targets<double>, std::size_t,

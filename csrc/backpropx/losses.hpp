@@ -29,17 +29,34 @@ std::vector<std::string> loss_names();
 // cross_entropy, or values (N, C) for every loss (probability rows for
 // cross_entropy), and optional per-sample weights, one for each `group`
 // consecutive rows (a sample of shape (T, C) has T rows).
+// With `lengths` (one per sample), the `group` rows of a sample cover
+// `steps` time steps (group / steps rows each), and the rows of steps
+// t >= lengths[sample] are padding: no loss, zero gradient, not counted.
 template <class T>
 struct Targets {
   const T* values = nullptr;
   const std::int64_t* labels = nullptr;
   const T* weights = nullptr;
   std::size_t group = 1;
+  const std::int64_t* lengths = nullptr;
+  std::size_t steps = 1;
 };
 
-// Sum of the N rows' weights (N without weights).
+// Whether row r counts (false for the rows of padded steps).
+template <class T>
+inline bool row_counts(const Targets<T>& tg, std::size_t r) {
+  if (tg.lengths == nullptr) return true;
+  const std::size_t step = (r % tg.group) / (tg.group / tg.steps);
+  return static_cast<long long>(step) < tg.lengths[r / tg.group];
+}
+
+// Sum of the N rows' weights (the number of counted rows without weights).
 template <class T>
 double weight_sum(Targets<T> targets, std::size_t N);
+
+// The number of counted rows among N.
+template <class T>
+double count_rows(Targets<T> targets, std::size_t N);
 
 // input is (N, C): the network output, or, for cross_entropy, the logits
 // (the pre-softmax values when the last layer is softmax, else the output).

@@ -66,6 +66,37 @@ void Network<T>::build(std::uint64_t seed) {
       offset += count;
     }
   }
+  stack_.after_init();
+}
+
+template <class T>
+void Network<T>::check_input(const T* x, std::size_t n) const {
+  stack_.layer(0).check_input(x, n);
+}
+
+template <class T>
+void Network<T>::check_lengths(const std::int64_t* lengths, std::size_t n) const {
+  if (lengths == nullptr) return;
+  require(accepts_lengths(),
+          "this network takes no lengths: none of its layers reads them and its output " +
+              shape_str(output_shape()) + " has no steps of the input's first axis to mask");
+  require(stack_.lengths_error().empty(), stack_.lengths_error());
+  const long long steps = static_cast<long long>(input_shape().front());
+  for (std::size_t i = 0; i < n; ++i)
+    if (lengths[i] < 1 || lengths[i] > steps)
+      throw std::invalid_argument("lengths[" + std::to_string(i) + "] is " + std::to_string(lengths[i]) +
+                                  "; each length must be in [1, " + std::to_string(steps) +
+                                  "] (the input's first axis)");
+}
+
+template <class T>
+Targets<T> Network<T>::with_lengths(Targets<T> y, const std::int64_t* lengths) const {
+  y.group = rows_per_sample();
+  if (lengths != nullptr && masks_rows()) {
+    y.lengths = lengths;
+    y.steps = output_shape().front();
+  }
+  return y;
 }
 
 template <class T>
@@ -162,7 +193,7 @@ double Network<T>::forward_backward(Input<T> x, Targets<T> y, std::size_t n, Los
   forward(x, n, ws, pass);
   const T* input = loss_input(loss, x.dense, ws);
   const std::size_t rows = n * rows_per_sample(), C = classes();
-  y.group = rows_per_sample();
+  y = with_lengths(y, pass.lengths);
   T* delta = ws.deltas.data();
   // The (weighted) mean; a batch whose weights are all zero has zero loss and gradient.
   const double wsum = weight_total > 0 ? weight_total : weight_sum(y, rows);
@@ -176,12 +207,14 @@ double Network<T>::forward_backward(Input<T> x, Targets<T> y, std::size_t n, Los
 }
 
 template <class T>
-void Network<T>::predict(Input<T> x, std::size_t n, T* out) const {
+void Network<T>::predict(Input<T> x, std::size_t n, T* out, const std::int64_t* lengths) const {
   const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
   Workspace<T> ws = make_workspace(chunk, false);
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
-    const T* y = forward(x.block(r, m, in_size_), m, ws, Pass{});
+    Pass pass;
+    pass.lengths = lengths ? lengths + r : nullptr;
+    const T* y = forward(x.block(r, m, in_size_), m, ws, pass);
     if (!all_finite(y, m * out_size_))
       throw NonFiniteError("the network's output is not finite (rows " + std::to_string(r) + " to " +
                            std::to_string(r + m - 1) + "): its weights or inputs overflow " +
@@ -191,26 +224,32 @@ void Network<T>::predict(Input<T> x, std::size_t n, T* out) const {
 }
 
 template <class T>
-std::pair<double, double> Network<T>::evaluate(Input<T> x, Targets<T> y, std::size_t n,
-                                               Loss loss) const {
+Evaluation Network<T>::evaluate(Input<T> x, Targets<T> y, std::size_t n, Loss loss,
+                                const std::int64_t* lengths) const {
   const std::size_t chunk = std::max<std::size_t>(1, std::min(n, kInferenceChunk));
   Workspace<T> ws = make_workspace(chunk, false);
   const std::size_t R = rows_per_sample(), C = classes();
-  double loss_sum = 0, weights = 0, correct = 0;
+  double loss_sum = 0, weights = 0;
+  Evaluation e;
   for (std::size_t r = 0; r < n; r += chunk) {
     const std::size_t m = std::min(chunk, n - r);
     const Input<T> block = x.block(r, m, in_size_);
-    forward(block, m, ws, Pass{});
+    Pass pass;
+    pass.lengths = lengths ? lengths + r : nullptr;
+    forward(block, m, ws, pass);
     Targets<T> part{y.values ? y.values + r * out_size_ : nullptr,
                     y.labels ? y.labels + r * R : nullptr, y.weights ? y.weights + r : nullptr, R};
+    part = with_lengths(part, pass.lengths);
     const T* input = loss_input(loss, block.dense, ws);
     loss_sum += loss_forward_backward<T>(loss, input, part, m * R, C, nullptr, 0.0);
     weights += weight_sum(part, m * R);
-    correct += count_correct(loss, input, part, m * R, C);
+    e.correct += count_correct(loss, input, part, m * R, C);
+    e.rows += count_rows(part, m * R);
   }
   if (!std::isfinite(loss_sum))
     throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
-  return {weights > 0 ? loss_sum / weights : 0.0, correct};
+  e.loss = weights > 0 ? loss_sum / weights : 0.0;
+  return e;
 }
 
 template class Network<float>;

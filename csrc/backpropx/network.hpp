@@ -32,6 +32,14 @@ struct Workspace {
   typename LayerStack<T>::View view;
 };
 
+// What evaluate() returns: the (weighted) mean loss, the number of correct
+// rows and the number of rows counted (padded steps excluded).
+struct Evaluation {
+  double loss = 0;
+  double correct = 0;
+  double rows = 0;
+};
+
 struct TensorInfo {
   std::size_t layer;
   std::string name;  // "weight", "bias", "0.weight" inside a container
@@ -84,6 +92,18 @@ class Network {
 
   void zero_grad();
 
+  // Validates n samples of input data for a first layer that reads data
+  // (Embedding's ids); throws std::invalid_argument naming the problem.
+  void check_input(const T* x, std::size_t n) const;
+
+  // Variable-length sequences (Pass::lengths): lengths count valid steps of
+  // the input's first axis. They are accepted when a layer uses them or the
+  // output keeps the steps (then losses skip the padded rows: masks_rows).
+  // check_lengths throws std::invalid_argument unless each is in [1, steps].
+  bool accepts_lengths() const { return stack_.uses_lengths() || masks_rows(); }
+  bool masks_rows() const { return stack_.keeps_steps() && output_shape().size() >= 2; }
+  void check_lengths(const std::int64_t* lengths, std::size_t n) const;
+
   // inference: layer outputs and scratch only; training: plus caches and
   // the backward gradient buffers.
   Workspace<T> make_workspace(std::size_t capacity, bool training) const;
@@ -100,8 +120,9 @@ class Network {
 
   // forward, loss, backward: the fit path. Gradients are added to grads()
   // (call zero_grad first for a fresh gradient). Returns the mean loss of
-  // the n samples' rows (weighted by y.weights when given) and adds the
-  // number of correct rows to *correct when given.
+  // the n samples' rows (weighted by y.weights when given; rows of padded
+  // steps excluded when pass.lengths is set) and adds the number of correct
+  // rows to *correct when given.
   // weight_total > 0 divides by it instead of the rows' own weight sum: the
   // samples are one process's part of a data-parallel batch of that weight,
   // or one chunk of a full-batch objective, and the loss and gradient are
@@ -112,11 +133,16 @@ class Network {
   // Inference on n samples into out (n, out_features). Uses its own buffers,
   // so any number of threads may call it at once. Throws NonFiniteError
   // rather than return NaN or infinity.
-  void predict(Input<T> x, std::size_t n, T* out) const;
+  // `lengths` (n,) as Pass::lengths, or null.
+  void predict(Input<T> x, std::size_t n, T* out, const std::int64_t* lengths = nullptr) const;
 
   // (Weighted) mean loss and number of correct rows over n samples, in
   // chunks; NonFiniteError when the loss is not finite.
-  std::pair<double, double> evaluate(Input<T> x, Targets<T> y, std::size_t n, Loss loss) const;
+  Evaluation evaluate(Input<T> x, Targets<T> y, std::size_t n, Loss loss,
+                      const std::int64_t* lengths = nullptr) const;
+
+  // The loss rows' targets of a batch with lengths: padded rows excluded.
+  Targets<T> with_lengths(Targets<T> y, const std::int64_t* lengths) const;
 
   // Where layer k's output lives after forward(x) with ws.
   const T* layer_output(std::size_t k, const T* x, const Workspace<T>& ws) const {

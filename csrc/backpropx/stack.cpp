@@ -17,8 +17,24 @@ LayerStack<T>::LayerStack(std::vector<std::unique_ptr<Layer<T>>> layers, Shape i
     const Shape in = layers_[k]->input_shape();
     require(in == shape, "layer " + std::to_string(k) + " (" + layers_[k]->kind() + ") expects " +
                              shape_str(in) + " per sample but receives " + shape_str(shape));
+    require(k == 0 || !layers_[k]->reads_input_data(),
+            "layer " + std::to_string(k) + " (" + layers_[k]->kind() +
+                ") reads the network's input data (token ids), so it must be the first layer");
     shape = layers_[k]->output_shape();
     if (!layers_[k]->aliases_input()) widest_ = std::max(widest_, shape_size(shape));
+    // Lengths reach layer k while every layer before it kept the steps.
+    if (all_keep_) {
+      aligned_ = k + 1;
+      uses_lengths_ = uses_lengths_ || layers_[k]->uses_lengths();
+      all_keep_ = layers_[k]->keeps_steps();
+      const LayerStack<T>* inner = layers_[k]->children();
+      if (inner != nullptr && !inner->lengths_error().empty() && lengths_error_.empty())
+        lengths_error_ = "inside layer " + std::to_string(k) + " (" + layers_[k]->kind() + "), " +
+                         inner->lengths_error();
+    } else if (layers_[k]->uses_lengths() && lengths_error_.empty()) {
+      lengths_error_ = "layer " + std::to_string(k) + " (" + layers_[k]->kind() +
+                       ") cannot take lengths: an earlier layer mixes the steps of the input's first axis";
+    }
     Segment seg{num_params_, 0};
     for (const ParamSpec& spec : layers_[k]->parameter_specs()) {
       std::size_t count = 1;
@@ -45,6 +61,11 @@ template <class T>
 void LayerStack<T>::bind_buffers(T* buffers) {
   for (std::size_t k = 0; k < layers_.size(); ++k)
     layers_[k]->bind_buffers(buffers + buffer_segments_[k].offset);
+}
+
+template <class T>
+void LayerStack<T>::after_init() {
+  for (auto& layer : layers_) layer->after_init();
 }
 
 template <class T>
@@ -104,10 +125,13 @@ template <class T>
 const T* LayerStack<T>::forward(Input<T> x, std::size_t n, const View& v, const Pass& pass) const {
   if (x.sparse) require(layers_[0]->accepts_sparse(), "sparse input needs a first layer that reads it (Dense)");
   const T* in = x.dense;
+  Pass unaligned = pass;  // for layers whose input no longer has the steps lengths count
+  unaligned.lengths = nullptr;
   for (std::size_t k = 0; k < layers_.size(); ++k) {
     if (v.act[k] == nullptr) continue;  // an aliasing layer: same memory, new shape
-    if (k == 0 && x.sparse) layers_[0]->forward_sparse(x.csr, v.act[0], v.buffers[0], pass);
-    else layers_[k]->forward(in, v.act[k], v.buffers[k], n, pass);
+    const Pass& p = k < aligned_ ? pass : unaligned;
+    if (k == 0 && x.sparse) layers_[0]->forward_sparse(x.csr, v.act[0], v.buffers[0], p);
+    else layers_[k]->forward(in, v.act[k], v.buffers[k], n, p);
     in = v.act[k];
   }
   return in;
@@ -126,14 +150,17 @@ void LayerStack<T>::backward(Input<T> x, T* dy, T* dx, std::size_t n, const View
       break;
     }
   T* delta = dy;
+  Pass unaligned = pass;
+  unaligned.lengths = nullptr;
   for (std::size_t k = layers_.size(); k-- > lowest;) {
     if (v.act[k] == nullptr) continue;
     const T* in = k == 0 ? x.dense : output_of(k - 1, x.dense, v);
     T* target = nullptr;
     if (k > first) target = delta == v.delta_a ? v.delta_b : v.delta_a;
     else if (lowest == 0) target = dx;
-    if (k == 0 && x.sparse) layers_[0]->backward_sparse(x.csr, v.act[0], v.buffers[0], delta, pass);
-    else layers_[k]->backward(in, v.act[k], v.buffers[k], delta, target, n, pass);
+    const Pass& p = k < aligned_ ? pass : unaligned;
+    if (k == 0 && x.sparse) layers_[0]->backward_sparse(x.csr, v.act[0], v.buffers[0], delta, p);
+    else layers_[k]->backward(in, v.act[k], v.buffers[k], delta, target, n, p);
     delta = target;
   }
   if (first == layers_.size() && dx != nullptr && lowest == 0)  // only aliasing layers

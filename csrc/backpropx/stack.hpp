@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backpropx/layer.hpp"
@@ -35,6 +36,16 @@ class LayerStack {
   std::size_t num_params() const { return num_params_; }
   Segment segment(std::size_t k) const { return segments_.at(k); }
   void bind(T* params, T* grads);
+  void after_init();  // every layer's after_init, once the parameters are drawn
+
+  // Sequences (Pass::lengths): the stack keeps the steps of its input's
+  // first axis when all its layers do; it uses lengths when a layer that
+  // receives step-aligned input reads them. lengths_error() names a layer
+  // that would need lengths but receives input whose steps were mixed (a
+  // recurrent layer after Flatten), or is empty.
+  bool keeps_steps() const { return aligned_ == layers_.size() && all_keep_; }
+  bool uses_lengths() const { return uses_lengths_; }
+  const std::string& lengths_error() const { return lengths_error_; }
 
   // The same for buffer tensors (Layer::buffer_specs), in their own flat store.
   std::size_t num_buffers() const { return num_buffers_; }
@@ -83,6 +94,10 @@ class LayerStack {
   std::vector<Segment> buffer_segments_;
   std::size_t num_buffers_ = 0;
   std::size_t widest_ = 0;  // largest per-sample size among the input and non-aliasing outputs
+  std::size_t aligned_ = 0;  // layers [0, aligned_) receive step-aligned input and Pass::lengths
+  bool all_keep_ = true;
+  bool uses_lengths_ = false;
+  std::string lengths_error_;
 };
 
 }  // namespace bpx

@@ -92,8 +92,10 @@ Trainer<T>::Trainer(Network<T>& network, Optimizer<T>& optimizer, Loss loss,
 template <class T>
 EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
                                    const std::function<void(const BatchProgress&)>& on_batches,
-                                   std::size_t every) {
+                                   std::size_t every, const std::int64_t* lengths) {
   require(n > 0, "cannot train on an empty data set");
+  if (!X.sparse) net_.check_input(X.dense, n);
+  net_.check_lengths(lengths, n);
   const std::size_t bs = std::min(batch_size_, n);
   const bool shared = static_cast<bool>(dp_.reduce);
   const std::size_t rows = shared ? (bs + dp_.size - 1) / dp_.size : bs;  // most rows of a step
@@ -103,6 +105,7 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
     batch_y_.assign(checked_mul(rows, net_.out_features()), T(0));
     batch_labels_.assign(checked_mul(rows, net_.rows_per_sample()), 0);
     batch_w_.assign(rows, T(1));
+    batch_lengths_.assign(rows, 0);
   }
   if (!X.sparse && batch_x_.size() != checked_mul(rows, net_.in_features()))
     batch_x_.assign(rows * net_.in_features(), T(0));
@@ -132,22 +135,26 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
   bool drew = false;
   EpochStats stats;
   const std::size_t batches = (n + bs - 1) / bs;
-  double loss_sum = 0, weight_total = 0, correct = 0;
+  double loss_sum = 0, weight_total = 0, correct = 0, counted = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t start = b * bs, m = std::min(bs, n - start);
     // Read per batch: a callback that freezes or unfreezes a layer acts at
     // the next batch, exactly as in manual mode.
     refresh_segments(segments);
-    double batch_weight = 0, value = 0;
+    double batch_weight = 0, batch_rows = 0, value = 0;
     if (shared) {
-      value = shared_batch_gradient(X, y, start, m, pass, batch_weight, correct, drew);
+      value = shared_batch_gradient(X, y, lengths, start, m, pass, batch_weight, batch_rows, correct, drew);
     } else {
       Input<T> batch_x(batch_x_.data());
-      const Targets<T> target = gather_batch(X, y, start, m, &batch_x);
-      batch_weight = weight_sum(target, m * net_.rows_per_sample());
+      const Targets<T> target = gather_batch(X, y, lengths, start, m, &batch_x);
+      pass.lengths = lengths ? batch_lengths_.data() : nullptr;
+      const Targets<T> rows_of = net_.with_lengths(target, pass.lengths);
+      batch_weight = weight_sum(rows_of, m * net_.rows_per_sample());
+      batch_rows = count_rows(rows_of, m * net_.rows_per_sample());
       net_.zero_grad();
       value = net_.forward_backward(batch_x, target, m, loss_, ws_, pass, &correct);
     }
+    counted += batch_rows;
     if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(net_, l2_, batch_weight);
     if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
@@ -170,7 +177,7 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
     if (net_.layer_segment(k).size > 0 && net_.layer(k).trainable())
       stats.grad_norm[k] = norm_sum[k] / static_cast<double>(batches);
   if (loss_has_accuracy(loss_))
-    stats.accuracy = correct / static_cast<double>(stats.samples * net_.rows_per_sample());
+    stats.accuracy = counted > 0 ? correct / counted : 0.0;
   return stats;
 }
 
@@ -185,8 +192,8 @@ void Trainer<T>::refresh_segments(std::vector<Segment>& segments) const {
 }
 
 template <class T>
-Targets<T> Trainer<T>::gather_batch(Input<T> X, Targets<T> y, std::size_t start, std::size_t m,
-                                    Input<T>* batch) {
+Targets<T> Trainer<T>::gather_batch(Input<T> X, Targets<T> y, const std::int64_t* lengths,
+                                    std::size_t start, std::size_t m, Input<T>* batch) {
   // Per sample: IN input values (or a CSR row), OUT target values or R labels (one per loss row).
   const std::size_t IN = net_.in_features(), OUT = net_.out_features(), R = net_.rows_per_sample();
   if (X.sparse)
@@ -197,6 +204,7 @@ Targets<T> Trainer<T>::gather_batch(Input<T> X, Targets<T> y, std::size_t start,
     if (y.labels) std::memcpy(batch_labels_.data() + r * R, y.labels + src * R, R * sizeof(std::int64_t));
     else std::memcpy(batch_y_.data() + r * OUT, y.values + src * OUT, OUT * sizeof(T));
     if (y.weights) batch_w_[r] = y.weights[src];
+    if (lengths) batch_lengths_[r] = lengths[src];
   }
   Targets<T> target;
   target.group = R;
@@ -207,17 +215,24 @@ Targets<T> Trainer<T>::gather_batch(Input<T> X, Targets<T> y, std::size_t start,
 }
 
 template <class T>
-double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, std::size_t start,
-                                         std::size_t m, const Pass& pass, double& batch_weight,
-                                         double& correct, bool& drew) {
+double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, const std::int64_t* lengths,
+                                         std::size_t start, std::size_t m, Pass pass,
+                                         double& batch_weight, double& rows, double& correct,
+                                         bool& drew) {
   // The whole batch's weight sum, as a single process sums it: each
-  // sample's weight once per loss row, in order.
+  // sample's weight once per counted loss row, in order.
   const std::size_t R = net_.rows_per_sample();
-  batch_weight = static_cast<double>(m * R);
-  if (y.weights) {
-    batch_weight = 0;
-    for (std::size_t r = start; r < start + m; ++r)
-      for (std::size_t i = 0; i < R; ++i) batch_weight += static_cast<double>(y.weights[order_[r]]);
+  batch_weight = rows = 0;
+  for (std::size_t r = start; r < start + m; ++r) {
+    Targets<T> one;  // sample order_[r] alone, to tell its counted rows
+    one.group = R;
+    one = net_.with_lengths(one, lengths ? lengths + order_[r] : nullptr);
+    const double w = y.weights ? static_cast<double>(y.weights[order_[r]]) : 1.0;
+    for (std::size_t i = 0; i < R; ++i)
+      if (row_counts(one, i)) {
+        rows += 1;
+        batch_weight += w;
+      }
   }
   // This process's rows: [lo, hi) of the batch (none when m < size).
   const std::size_t lo = start + m * dp_.rank / dp_.size;
@@ -227,7 +242,8 @@ double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, std::size_t s
   const Rng::State before = dropout_rng_.state();
   if (hi > lo) {
     Input<T> batch_x(batch_x_.data());
-    const Targets<T> target = gather_batch(X, y, lo, hi - lo, &batch_x);
+    const Targets<T> target = gather_batch(X, y, lengths, lo, hi - lo, &batch_x);
+    pass.lengths = lengths ? batch_lengths_.data() : nullptr;
     sums_.loss = net_.forward_backward(batch_x, target, hi - lo, loss_, ws_, pass, &sums_.correct,
                                        batch_weight);
   }

@@ -78,14 +78,15 @@ class Trainer {
   Trainer(Network<T>& network, Optimizer<T>& optimizer, Loss loss, std::size_t batch_size,
           bool shuffle, std::uint64_t seed);
 
-  // One pass over the n rows of X (n, in_features; dense or CSR) and their targets.
+  // One pass over the n rows of X (n, in_features; dense or CSR) and their targets;
+  // `lengths` (n,) as Pass::lengths (valid steps per sample), or null.
   // Throws NonFiniteError when the loss or a gradient is not finite (before
   // that batch's update) or the update makes a parameter non-finite (the
   // update is undone); earlier batches' updates stay applied. Batches are
   // numbered from 1 in messages and progress.
   EpochStats train_epoch(Input<T> X, Targets<T> y, std::size_t n,
                          const std::function<void(const BatchProgress&)>& on_batches = nullptr,
-                         std::size_t every = 0);
+                         std::size_t every = 0, const std::int64_t* lengths = nullptr);
 
   void set_clipping(const Clipping& c);
   // Data-parallel training from the next epoch on; a DataParallel without
@@ -107,11 +108,14 @@ class Trainer {
   void refresh_segments(std::vector<Segment>& segments) const;
   // Copies batch rows order_[start, start + m) into the batch buffers;
   // returns the batch's targets and sets *batch to its rows.
-  Targets<T> gather_batch(Input<T> X, Targets<T> y, std::size_t start, std::size_t m, Input<T>* batch);
+  Targets<T> gather_batch(Input<T> X, Targets<T> y, const std::int64_t* lengths, std::size_t start,
+                          std::size_t m, Input<T>* batch);
   // Data-parallel: this process's part of batch [start, start + m), reduced
-  // through dp_; returns the batch's mean loss and sets its weight sum.
-  double shared_batch_gradient(Input<T> X, Targets<T> y, std::size_t start, std::size_t m,
-                               const Pass& pass, double& batch_weight, double& correct, bool& drew);
+  // through dp_; returns the batch's mean loss and sets its weight sum and
+  // counted rows (padded steps excluded).
+  double shared_batch_gradient(Input<T> X, Targets<T> y, const std::int64_t* lengths, std::size_t start,
+                               std::size_t m, Pass pass, double& batch_weight, double& rows,
+                               double& correct, bool& drew);
   // Adds each trainable layer's gradient norm to norm_sum; returns the squared global norm.
   double add_gradient_norms(std::vector<double>& norm_sum) const;
   void clip_gradients(const std::vector<Segment>& segments, double total_sq);
@@ -128,7 +132,7 @@ class Trainer {
   Workspace<T> ws_;
   std::vector<T> before_step_;  // parameters before the current step
   std::vector<T> batch_x_, batch_y_, batch_w_;
-  std::vector<std::int64_t> batch_labels_;
+  std::vector<std::int64_t> batch_labels_, batch_lengths_;
   std::vector<std::int64_t> batch_indptr_;  // CSR batches
   std::vector<std::int32_t> batch_indices_;
   std::vector<T> batch_data_;

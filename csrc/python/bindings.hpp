@@ -30,6 +30,7 @@ template <class T>
 struct ManualPass {
   Workspace<T> ws;
   std::vector<T> x;
+  std::vector<std::int64_t> lengths;  // the forward's, for its backward (empty: none)
   std::size_t n = 0;
   bool pending = false;  // a training forward whose backward has not run yet
   std::vector<T> before_step;  // apply_update's snapshot, kept to avoid an allocation per step
@@ -92,6 +93,20 @@ Targets<T> make_targets(const std::optional<CArray<T>>& values,
                                                                           py::array::forcecast>>& labels,
                         const std::optional<CArray<T>>& weights, std::size_t n, std::size_t out_size,
                         std::size_t rows_per_sample);
+
+using IntArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+// The data of optional per-sample sequence lengths, checked against the
+// network (shape (n,), values in [1, steps]), or null.
+template <class T>
+const std::int64_t* checked_lengths(const Network<T>& net, const std::optional<IntArray>& lengths,
+                                    std::size_t n);
+
+// Checks dense input data for a first layer that reads data (Embedding's ids).
+template <class T>
+void check_data(const Network<T>& net, const Input<T>& x, std::size_t n) {
+  if (!x.sparse) net.check_input(x.dense, n);
+}
 
 void register_runtime(py::module_& m);
 void register_network(py::module_& m);

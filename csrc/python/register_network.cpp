@@ -10,6 +10,21 @@
 
 namespace bpx::python {
 
+template <class T>
+const std::int64_t* checked_lengths(const Network<T>& net, const std::optional<IntArray>& lengths,
+                                    std::size_t n) {
+  if (!lengths) return nullptr;
+  if (lengths->ndim() != 1 || static_cast<std::size_t>(lengths->shape(0)) != n)
+    throw py::value_error("lengths must have shape (" + std::to_string(n) + ",), one per sample");
+  net.check_lengths(lengths->data(), n);
+  return lengths->data();
+}
+
+template const std::int64_t* checked_lengths<float>(const Network<float>&, const std::optional<IntArray>&,
+                                                    std::size_t);
+template const std::int64_t* checked_lengths<double>(const Network<double>&, const std::optional<IntArray>&,
+                                                     std::size_t);
+
 namespace {
 
 using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
@@ -86,8 +101,10 @@ py::array_t<T> locked_copy(const NetworkHolder<T>& h, const T* (Network<T>::*whi
 
 // The computations that read X, each bound twice: dense (CArray) or sparse (CsrHolder).
 template <class T, class XArray>
-py::array_t<T> predict(const NetworkHolder<T>& h, const XArray& X) {
+py::array_t<T> predict(const NetworkHolder<T>& h, const XArray& X, std::optional<IntArray> lengths) {
   const auto [x, n] = as_input(X, *h.net, "X");
+  check_data(*h.net, x, n);
+  const std::int64_t* lens = checked_lengths(*h.net, lengths, n);
   std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
   for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
   py::array_t<T> out(dims);
@@ -96,7 +113,7 @@ py::array_t<T> predict(const NetworkHolder<T>& h, const XArray& X) {
     py::gil_scoped_release release;
     std::shared_lock lock(h.mutex);
     require_finite_params(*h.net);
-    h.net->predict(x, n, dst);
+    h.net->predict(x, n, dst, lens);
   }
   return out;
 }
@@ -104,10 +121,13 @@ py::array_t<T> predict(const NetworkHolder<T>& h, const XArray& X) {
 template <class T, class XArray>
 py::tuple loss_and_gradients(NetworkHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
                              std::optional<Labels> labels, const std::string& loss_name,
-                             std::optional<CArray<T>> weights) {
+                             std::optional<CArray<T>> weights, std::optional<IntArray> lengths) {
   const Loss loss = loss_from_name(loss_name);
   const auto [x, n] = as_input(X, *h.net, "X");
   if (n == 0) throw py::value_error("X has no samples");
+  check_data(*h.net, x, n);
+  Pass pass;
+  pass.lengths = checked_lengths(*h.net, lengths, n);
   Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
   py::array_t<T> grads(static_cast<py::ssize_t>(h.net->num_params()));
   T* dst = grads.mutable_data();
@@ -119,7 +139,7 @@ py::tuple loss_and_gradients(NetworkHolder<T>& h, const XArray& X, std::optional
     require_finite_params(*h.net);
     Workspace<T> ws = h.net->make_workspace(n, true);
     h.net->zero_grad();
-    value = h.net->forward_backward(x, t, n, loss, ws, Pass{});
+    value = h.net->forward_backward(x, t, n, loss, ws, pass);
     if (!std::isfinite(value))
       throw NonFiniteError("the loss is not finite: the network's weights or inputs overflow");
     // Copied under the lock: a training thread may zero grads() next.
@@ -129,16 +149,20 @@ py::tuple loss_and_gradients(NetworkHolder<T>& h, const XArray& X, std::optional
 }
 
 template <class T, class XArray>
-std::pair<double, double> evaluate(const NetworkHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
-                                   std::optional<Labels> labels, const std::string& loss_name,
-                                   std::optional<CArray<T>> weights) {
+std::tuple<double, double, double> evaluate(const NetworkHolder<T>& h, const XArray& X,
+                                            std::optional<CArray<T>> y, std::optional<Labels> labels,
+                                            const std::string& loss_name, std::optional<CArray<T>> weights,
+                                            std::optional<IntArray> lengths) {
   const Loss loss = loss_from_name(loss_name);
   const auto [x, n] = as_input(X, *h.net, "X");
+  check_data(*h.net, x, n);
+  const std::int64_t* lens = checked_lengths(*h.net, lengths, n);
   Targets<T> t = make_targets<T>(y, labels, weights, n, h.net->out_features(), h.net->rows_per_sample());
   py::gil_scoped_release release;
   std::shared_lock lock(h.mutex);
   require_finite_params(*h.net);
-  return h.net->evaluate(x, t, n, loss);
+  const Evaluation e = h.net->evaluate(x, t, n, loss, lens);
+  return {e.loss, e.correct, e.rows};
 }
 
 template <class T>
@@ -171,6 +195,8 @@ void bind_network(py::module_& m) {
       .def_property_readonly("output_shape", [](const Holder& h) { return shape_tuple(h.net->output_shape()); })
       .def_property_readonly("rows_per_sample", [](const Holder& h) { return h.net->rows_per_sample(); })
       .def_property_readonly("output_softmax", [](const Holder& h) { return h.net->output_softmax(); })
+      .def_property_readonly("accepts_lengths", [](const Holder& h) { return h.net->accepts_lengths(); })
+      .def_property_readonly("masks_rows", [](const Holder& h) { return h.net->masks_rows(); })
       .def("layer_shapes", [](const Holder& h, const std::vector<std::size_t>& path) {
         // Walk down containers: [] lists the network's layers, [k] those inside layer k, ...
         const Layer<T>* container = nullptr;
@@ -280,20 +306,24 @@ void bind_network(py::module_& m) {
         h.net->zero_grad();
       })
       .def_property_readonly("accepts_sparse", [](const Holder& h) { return h.net->layer(0).accepts_sparse(); })
-      .def("predict", &predict<T, CsrHolder<T>>, py::arg("X"))
-      .def("predict", &predict<T, CArray<T>>, py::arg("X"))
+      .def("predict", &predict<T, CsrHolder<T>>, py::arg("X"), py::arg("lengths") = py::none())
+      .def("predict", &predict<T, CArray<T>>, py::arg("X"), py::arg("lengths") = py::none())
       .def("loss_and_gradients", &loss_and_gradients<T, CsrHolder<T>>, py::arg("X"), py::arg("y"),
-           py::arg("labels"), py::arg("loss"), py::arg("weights") = py::none())
+           py::arg("labels"), py::arg("loss"), py::arg("weights") = py::none(), py::arg("lengths") = py::none())
       .def("loss_and_gradients", &loss_and_gradients<T, CArray<T>>, py::arg("X"), py::arg("y"),
            py::arg("labels"), py::arg("loss"), py::arg("weights") = py::none(),
+           py::arg("lengths") = py::none(),
            "(mean loss of (X, targets), a copy of the flat gradient); grad_view() holds it too")
       .def("evaluate", &evaluate<T, CsrHolder<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
-           py::arg("loss"), py::arg("weights") = py::none())
+           py::arg("loss"), py::arg("weights") = py::none(), py::arg("lengths") = py::none())
       .def("evaluate", &evaluate<T, CArray<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
-           py::arg("loss"), py::arg("weights") = py::none(), "(mean loss, number of correct rows)")
-      .def("forward", [](Holder& h, const CArray<T>& X, bool training) {
+           py::arg("loss"), py::arg("weights") = py::none(), py::arg("lengths") = py::none(),
+           "(mean loss, number of correct rows, number of rows counted)")
+      .def("forward", [](Holder& h, const CArray<T>& X, bool training, std::optional<IntArray> lengths) {
         const std::size_t n = check_samples(X.request(), h.net->input_shape(), "X");
         if (n == 0) throw py::value_error("X has no samples");
+        h.net->check_input(X.data(), n);
+        const std::int64_t* lens = checked_lengths(*h.net, lengths, n);
         std::vector<py::ssize_t> dims{static_cast<py::ssize_t>(n)};
         for (std::size_t d : h.net->output_shape()) dims.push_back(static_cast<py::ssize_t>(d));
         py::array_t<T> out(dims);
@@ -314,6 +344,9 @@ void bind_network(py::module_& m) {
             manual.ws = h.net->make_workspace(n, training);
           }
           manual.x.assign(src, src + n * h.net->in_features());
+          if (lens) manual.lengths.assign(lens, lens + n);
+          else manual.lengths.clear();
+          pass.lengths = lens ? manual.lengths.data() : nullptr;
           const T* y = h.net->forward(manual.x.data(), n, manual.ws, pass);
           if (!all_finite(y, out_count))
             throw NonFiniteError("the network's output is not finite: its weights or inputs overflow " +
@@ -323,7 +356,7 @@ void bind_network(py::module_& m) {
           manual.pending = training;
         }
         return out;
-      }, py::arg("X"), py::arg("training"))
+      }, py::arg("X"), py::arg("training"), py::arg("lengths") = py::none())
       .def("backward", [](Holder& h, const CArray<T>& dY) {
         ManualPass<T>& manual = h.manual;
         if (!manual.pending)
@@ -347,6 +380,7 @@ void bind_network(py::module_& m) {
           Pass pass;
           pass.training = true;
           pass.rng = &h.rng;
+          pass.lengths = manual.lengths.empty() ? nullptr : manual.lengths.data();
           manual.pending = false;
           Network<T>& net = *h.net;
           manual.grads_before.assign(net.grads(), net.grads() + net.num_params());

@@ -45,10 +45,12 @@ class EpochGuard {
 template <class T, class XArray>
 py::dict train_epoch(TrainerHolder<T>& h, const XArray& X, std::optional<CArray<T>> y,
                      std::optional<Labels> labels, py::object callback, std::size_t every,
-                     std::optional<CArray<T>> weights) {
+                     std::optional<CArray<T>> weights, std::optional<IntArray> lengths) {
   EpochGuard busy(h.in_epoch);
   Network<T>& net = *h.network->net;
   const auto [x, n] = as_input(X, net, "X");
+  check_data(net, x, n);
+  const std::int64_t* lens = checked_lengths(net, lengths, n);
   Targets<T> t = make_targets<T>(y, labels, weights, n, net.out_features(), net.rows_per_sample());
   EpochStats stats;
   {
@@ -75,7 +77,7 @@ py::dict train_epoch(TrainerHolder<T>& h, const XArray& X, std::optional<CArray<
       }
       lock.lock();
     };
-    stats = h.trainer->train_epoch(x, t, n, on_batches, 1);
+    stats = h.trainer->train_epoch(x, t, n, on_batches, 1, lens);
   }
   py::dict out;
   out["loss"] = stats.loss;
@@ -106,9 +108,11 @@ void bind_trainer(py::module_& m) {
            py::arg("network"), py::arg("optimizer"), py::arg("loss"), py::arg("batch_size"),
            py::arg("shuffle"), py::arg("seed"))
       .def("train_epoch", &train_epoch<T, CsrHolder<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
-           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none())
+           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none(),
+           py::arg("lengths") = py::none())
       .def("train_epoch", &train_epoch<T, CArray<T>>, py::arg("X"), py::arg("y"), py::arg("labels"),
-           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none())
+           py::arg("callback"), py::arg("every"), py::arg("weights") = py::none(),
+           py::arg("lengths") = py::none())
       .def("set_clipping", [](Holder& h, double value, double norm) {
         h.trainer->set_clipping(Clipping{value, norm});
       }, py::arg("clip_value"), py::arg("clip_norm"))

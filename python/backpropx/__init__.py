@@ -17,6 +17,7 @@ from .layers import ACTIVATIONS, Activation, Dense, Dropout, Flatten, Layer, Res
 from .layers import (AvgPool1D, AvgPool2D, BatchNorm1D, BatchNorm2D, Conv1D, Conv2D, GlobalAvgPool, LayerNorm,
                      MaxPool1D, MaxPool2D)
 from .lbfgs import LBFGSResult, fit_lbfgs
+from .layers import GRU, LSTM, Embedding, SimpleRNN
 from .network import LOSSES, Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, Rprop
 from .runtime import (config, get_kernel, get_num_threads, set_kernel, set_num_threads, show_config,
@@ -51,6 +52,10 @@ __all__ = [
     "Dense",
     "DistributedError",
     "Dropout",
+    "Embedding",
+    "GRU",
+    "LSTM",
+    "SimpleRNN",
     "EarlyStopping",
     "ExponentialLR",
     "GradcheckResult",

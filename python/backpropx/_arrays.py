@@ -85,14 +85,18 @@ def as_features(X: Any, dtype: np.dtype, shape: Any, name: str = "X",
     return out
 
 
-def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, name: str = "y"):
+def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, name: str = "y",
+               lengths: np.ndarray | None = None):
     """(values, labels) for the C++ core; exactly one is not None.
 
     Losses act on the last axis of the output ``(*lead, C)``: cross_entropy
     takes integer labels ``(n, *lead)`` in [0, C) or probability rows
     ``(n, *lead, C)``; mse, binary_cross_entropy and poisson take ``(n, *lead, C)``, or
     ``(n,)`` when the network has one output value. Labels go to the core
-    flattened, one per loss row.
+    flattened, one per loss row. With ``lengths`` (the checked per-sample
+    lengths of a network whose output keeps the steps of its first axis),
+    labels of padded steps are ignored: any integer may stand there (-100, as
+    torch's ignore_index, or 0).
     """
     out = (int(output_shape),) if isinstance(output_shape, (int, np.integer)) else tuple(output_shape)
     lead, C = out[:-1], out[-1]
@@ -109,7 +113,12 @@ def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, na
                                  "got non-integer values")
         if arr.dtype.kind == "b":
             raise TypeError(f"{name} holds booleans; cross_entropy needs integer class labels")
-        labels = np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
+        labels = np.ascontiguousarray(arr, dtype=np.int64)
+        if lengths is not None and len(lead) >= 1:
+            counted = np.arange(lead[0]).reshape((1, lead[0]) + (1,) * (len(lead) - 1)) < lengths.reshape(
+                (n,) + (1,) * len(lead))
+            labels = np.where(counted, labels, 0)  # padded steps: no loss, so any label
+        labels = labels.reshape(-1)
         if labels.size and (labels.min() < 0 or labels.max() >= C):
             bad = labels[(labels < 0) | (labels >= C)][0]
             raise ValueError(f"{name} contains label {bad}, outside [0, {C}) for a network "
@@ -137,6 +146,34 @@ def as_targets(y: Any, loss: str, n: int, output_shape: Any, dtype: np.dtype, na
     if loss == "poisson" and (values < 0).any():
         raise ValueError(f"{name} must be non-negative for poisson (counts or rates)")
     return values, None
+
+
+def as_lengths(lengths: Any, n: int, network: Any, name: str = "lengths") -> np.ndarray | None:
+    """Per-sample sequence lengths as a C-contiguous int64 (n,) array, or None.
+
+    Each counts the valid steps of the first axis of a sample (the time axis
+    of ``(n, T, F)`` sequences or ``(n, T)`` token ids): an integer in
+    ``[1, T]``. The network must use them (a recurrent layer, or an output
+    that keeps the steps, whose padded rows losses then skip).
+    """
+    if lengths is None:
+        return None
+    arr = _asarray(lengths, name)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), one length per sample, got {arr.shape}")
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} holds booleans; give the number of valid steps of each sample")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        raise ValueError(f"{name} must hold integers, got non-integer values")
+    if not network._core.accepts_lengths:
+        raise ValueError(f"this network takes no {name}: none of its layers reads them and its output "
+                         f"{network.output_shape} keeps no steps of the input's first axis to mask")
+    steps = network.input_shape[0]
+    if arr.size and (arr.min() < 1 or arr.max() > steps):
+        bad = int(np.flatnonzero((arr < 1) | (arr > steps))[0])
+        raise ValueError(f"{name}[{bad}] is {arr[bad]}; each length must be in [1, {steps}] "
+                         f"(the steps of the input's first axis)")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 #: The largest size (features, batch size, ...) the core's 64-bit indices accept;

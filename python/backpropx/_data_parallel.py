@@ -119,20 +119,27 @@ class DataParallel:
             t.optimizer.lr = lr
 
     # ---- every epoch -----------------------------------------------------
-    def evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
+    def evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None,
+                 lens: Any = None) -> dict[str, float]:
         """Validation metrics: each process evaluates its contiguous share of
         the samples; the loss sums, weight sums and correct counts are summed
-        (a sample counts once per loss row, as in Trainer.evaluate)."""
+        (a sample counts once per loss row, as in Trainer.evaluate; rows of
+        padded steps not at all)."""
         n, size = Xc.shape[0], self.group.size
-        rows = self.trainer.network._core.rows_per_sample
+        core = self.trainer.network._core
+        rows = core.rows_per_sample
+        # counted loss rows per sample: all of them, or those of its valid steps
+        counted = np.full(n, float(rows))
+        if lens is not None and core.masks_rows:
+            counted = lens * float(rows // self.trainer.network.output_shape[0])
         lo, hi = n * self.rank // size, n * (self.rank + 1) // size
         payload, failure = (0.0, 0.0, 0.0), None
         if hi > lo:
             try:
-                part = [_samples(a, lo, hi, n) for a in (Xc, values, labels, weights)]
-                loss, correct = self.trainer.network._core.evaluate(part[0], part[1], part[2], self.trainer.loss,
-                                                                    part[3])
-                weight = rows * (float(hi - lo) if weights is None else float(np.sum(part[3], dtype=np.float64)))
+                part = [_samples(a, lo, hi, n) for a in (Xc, values, labels, weights, lens)]
+                loss, correct, _ = core.evaluate(part[0], part[1], part[2], self.trainer.loss, part[3], part[4])
+                mine = counted[lo:hi]
+                weight = float(np.sum(mine if weights is None else mine * part[3], dtype=np.float64))
                 payload = (loss * weight, weight, correct)
             except Exception as exc:   # told to the others in the status collective below
                 failure = exc
@@ -141,7 +148,7 @@ class DataParallel:
             raise failure
         out = {"loss": float(loss_sum / weight) if weight > 0 else 0.0}
         if self.trainer.loss != "mse":
-            out["accuracy"] = float(correct) / (n * rows) if n else float("nan")
+            out["accuracy"] = float(correct) / float(np.sum(counted)) if n else float("nan")
         return out
 
     def end_epoch(self) -> None:

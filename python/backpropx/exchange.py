@@ -142,7 +142,9 @@ class TorchContext:
 _TORCH_NAMES = ("nn.Linear", "nn.Dropout", "nn.Flatten", "nn.Unflatten", "the activations Sigmoid, Tanh, "
                 "ReLU, LeakyReLU, ELU, GELU, Softmax and Identity", "backpropx's Residual module",
                 "nn.Conv1d/2d", "nn.MaxPool1d/2d", "nn.AvgPool1d/2d", "nn.AdaptiveAvgPool1d/2d/3d(1)",
-                "nn.BatchNorm1d/2d", "nn.LayerNorm")
+                "nn.BatchNorm1d/2d", "nn.LayerNorm",
+                "nn.RNN, nn.GRU and nn.LSTM (batch_first=True) and backpropx's Recurrent module",
+                "nn.Embedding")
 
 
 def _flatten(nn: Any, module: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -260,6 +262,12 @@ class OnnxGraph:
         out = self._prefix + name
         self.nodes.append(self._helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
+
+    def multi_node(self, op: str, inputs: list[str], names: list[str], **attrs: Any) -> list[str]:
+        """A node with several outputs (``""`` inputs are omitted optional ones)."""
+        outs = [self._prefix + name for name in names]
+        self.nodes.append(self._helper.make_node(op, inputs, outs, name=self._prefix + op, **attrs))
+        return outs
 
     def initializer(self, name: str, values: Any, raw: bool = False) -> str:
         """A constant tensor; float values take the network's dtype unless `raw`."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._arrays import as_features, as_sample_weight, as_targets, check_seed, resolve_dtype
+from ._arrays import as_features, as_lengths, as_sample_weight, as_targets, check_seed, resolve_dtype
 from ._sparse import is_sparse
 from .layers import Layer
 
@@ -207,25 +207,31 @@ class Network:
         return [(f"{t[0]}.{t[1]}", self._core.grad_view(i)) for i, t in enumerate(self._tensors)]
 
     # ---- computation ---------------------------------------------------
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Forward pass in inference mode: the output for every sample of X
         ``(n, *input_shape)``, as a new ``(n, *output_shape)`` array.
 
         X may be a scipy.sparse matrix when the first layer is a Dense layer
         over 1-d samples (CSR is read as is, other formats are converted to
         CSR): its product is then sparse x dense in C++, never densified.
-        Safe to call from several threads at once (the GIL is released).
+        ``lengths`` (n,): for variable-length sequences, the number of valid
+        steps of each sample along the first axis (``(n, T, F)`` sequences,
+        ``(n, T)`` token ids); later steps are padding and never influence the
+        result (see the recurrent layers). Safe to call from several threads
+        at once (the GIL is released).
         """
-        return self._core.predict(as_features(X, self._dtype, self.input_shape))
+        Xc = as_features(X, self._dtype, self.input_shape)
+        return self._core.predict(Xc, as_lengths(lengths, Xc.shape[0], self))
 
     __call__ = predict
 
-    def forward(self, X: Any, training: bool = False) -> np.ndarray:
+    def forward(self, X: Any, training: bool = False, lengths: Any = None) -> np.ndarray:
         """Forward pass that keeps what ``backward`` needs (manual mode).
 
         ``training=True`` runs dropout (masks from the network's seeded
         generator) and allows one ``backward`` for this forward; with
-        ``training=False`` it equals ``predict``. Returns a new array
+        ``training=False`` it equals ``predict``. ``lengths`` as for
+        ``predict`` (the backward uses the same). Returns a new array
         ``(n, *output_shape)``.
         """
         if not isinstance(training, (bool, np.bool_)):
@@ -233,7 +239,8 @@ class Network:
         if is_sparse(X):
             raise TypeError("forward (manual mode) takes dense X, since backward returns dL/dX; sparse X "
                             "works with predict, loss_and_gradients, Trainer.fit and bx.fit_lbfgs")
-        return self._core.forward(as_features(X, self._dtype, self.input_shape), bool(training))
+        Xc = as_features(X, self._dtype, self.input_shape)
+        return self._core.forward(Xc, bool(training), as_lengths(lengths, Xc.shape[0], self))
 
     def backward(self, dY: Any) -> np.ndarray:
         """Backprop ``dY = dL/d(output)`` ``(n, *output_shape)`` through the last
@@ -258,7 +265,7 @@ class Network:
         return picks if classes is None else np.asarray(classes)[picks]
 
     def loss_and_gradients(self, X: Any, y: Any, loss: str = "cross_entropy",
-                           sample_weight: Any = None) -> tuple[float, dict[str, np.ndarray]]:
+                           sample_weight: Any = None, lengths: Any = None) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss over (X, y) and its gradient for every parameter (copies).
 
         Loss conventions follow PyTorch: losses act on the last axis of the
@@ -277,22 +284,31 @@ class Network:
         the constant ``y log y - y``) and the loss of scikit-learn's
         ``MLPRegressor(loss="poisson")``. With ``sample_weight`` (one per
         sample) the loss is the weighted mean ``sum(w_i l_i) / sum(w_i)``
-        over rows. X may be sparse (see ``predict``). Replaces any
+        over rows. X may be sparse (see ``predict``). With ``lengths`` (see
+        ``predict``) and an output that keeps the steps (``(n, T, C)`` per-step
+        outputs), the rows of padded steps are left out of the mean (their
+        labels are ignored). Replaces any
         accumulated gradients.
         """
         loss = check_loss(loss)
         Xc = as_features(X, self._dtype, self.input_shape)
         if Xc.shape[0] == 0:
             raise ValueError("X has no samples")
-        values, labels = as_targets(y, loss, Xc.shape[0], self.output_shape, self._dtype)
+        lens = as_lengths(lengths, Xc.shape[0], self)
+        values, labels = as_targets(y, loss, Xc.shape[0], self.output_shape, self._dtype,
+                                    lengths=self._row_lengths(lens))
         weights = as_sample_weight(sample_weight, Xc.shape[0], self._dtype)
-        value, flat = self._core.loss_and_gradients(Xc, values, labels, loss, weights)
+        value, flat = self._core.loss_and_gradients(Xc, values, labels, loss, weights, lens)
         return float(value), self._split(flat)
 
     def _split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """A flat parameter-sized array as {"{k}.{name}": tensor} (views of `flat`)."""
         return {f"{k}.{name}": flat[offset:offset + int(np.prod(shape))].reshape(shape)
                 for k, name, shape, offset, _l2 in self._tensors}
+
+    def _row_lengths(self, lengths: np.ndarray | None) -> np.ndarray | None:
+        """The lengths when losses mask the rows of padded steps, else None."""
+        return lengths if lengths is not None and self._core.masks_rows else None
 
     # ---- state ---------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

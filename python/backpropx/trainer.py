@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._arrays import MAX_SIZE, as_features, as_sample_weight, as_targets, check_int, check_real, check_seed
+from ._arrays import MAX_SIZE, as_features, as_lengths, as_sample_weight, as_targets, check_int, check_real, check_seed
 from ._data_parallel import DataParallel, collective
 from .callbacks import Callback
 from .distributed import Group
@@ -160,13 +160,15 @@ class Trainer:
         return value
 
     def _data(self, X: Any, y: Any, name: str = "", sample_weight: Any = None,
-              classes: list[Any] | None = None) -> tuple[np.ndarray, Any, Any, Any]:
+              classes: list[Any] | None = None, lengths: Any = None) -> tuple[np.ndarray, Any, Any, Any, Any]:
         net = self.network
         Xc = as_features(X, net.dtype, net.input_shape, name=f"{name}X")
+        lens = as_lengths(lengths, Xc.shape[0], net, name=f"{name}lengths")
         y, _ = resolve_labels(y, self.loss, net.output_shape[-1], classes if classes is not None else net.classes,
                               name=f"{name}y")
-        values, labels = as_targets(y, self.loss, Xc.shape[0], net.output_shape, net.dtype, name=f"{name}y")
-        return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
+        values, labels = as_targets(y, self.loss, Xc.shape[0], net.output_shape, net.dtype, name=f"{name}y",
+                                    lengths=net._row_lengths(lens))
+        return Xc, values, labels, as_sample_weight(sample_weight, Xc.shape[0], net.dtype), lens
 
     # ---- training --------------------------------------------------------
     @_exclusive(from_callbacks=False)
@@ -174,7 +176,7 @@ class Trainer:
     def fit(self, X: Any, y: Any, epochs: int = 1, validation_data: tuple[Any, Any] | None = None,
             verbose: int = 1, callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
             resume_from: str | os.PathLike | None = None, warn_gradients: bool = True,
-            sample_weight: Any = None) -> History:
+            sample_weight: Any = None, lengths: Any = None, validation_lengths: Any = None) -> History:
         """Train for `epochs` more epochs (with ``resume_from``: up to epoch `epochs`
         in all, as Keras's ``initial_epoch``); return this fit's History.
 
@@ -203,6 +205,11 @@ class Trainer:
             uninterrupted run would (bit for bit).
         sample_weight: per-sample weights (n,); the loss of each batch is then
             ``sum(w_i l_i) / sum(w_i)``.
+        lengths: variable-length sequences: the valid steps of each sample
+            along the first axis (n,), shuffled with it (see
+            ``Network.predict``); padded steps influence no output, loss or
+            gradient. ``validation_lengths``: the same for validation_data
+            (validation_split splits ``lengths``).
         warn_gradients: warn (GradientWarning, once per fit) when a layer's
             mean gradient norm falls below 1e-5 times the largest layer's
             (vanishing) or exceeds 1e4 (exploding).
@@ -237,7 +244,8 @@ class Trainer:
             raise ValueError("give validation_data or validation_split, not both")
         # Text labels give the network its classes (stored once everything is checked).
         _, classes = resolve_labels(y, self.loss, self.network.output_shape[-1], self.network.classes, learn=True)
-        Xc, values, labels, weights = self._data(X, y, sample_weight=sample_weight, classes=classes)
+        Xc, values, labels, weights, lens = self._data(X, y, sample_weight=sample_weight, classes=classes,
+                                                       lengths=lengths)
         if self._dp is not None and not isinstance(Xc, np.ndarray):
             raise TypeError("distributed training takes dense X (the processes compare fingerprints of their "
                             "data first); train a sparse X in one process, or densify it")
@@ -249,20 +257,24 @@ class Trainer:
                 raise TypeError("validation_data must be a pair (X_val, y_val) or a triple "
                                 "(X_val, y_val, sample_weight_val)")
             val = self._data(*validation_data[:2], name="validation ", classes=classes,
-                             sample_weight=validation_data[2] if len(validation_data) == 3 else None)
+                             sample_weight=validation_data[2] if len(validation_data) == 3 else None,
+                             lengths=validation_lengths)
             if val[0].shape[0] == 0:
                 raise ValueError("validation X has no samples")
-        elif split > 0:
+        elif validation_lengths is not None:
+            raise ValueError("validation_lengths needs validation_data")
+        if split > 0:
             n_val = int(math.floor(Xc.shape[0] * split))
             if n_val < 1 or n_val >= Xc.shape[0]:
                 raise ValueError(f"validation_split={split} leaves {n_val} validation samples of {Xc.shape[0]}")
             cut = Xc.shape[0] - n_val
 
-            def head_tail(a: Any) -> tuple[Any, Any]:
-                return (None, None) if a is None else (a[:cut], a[cut:])
+            def head_tail(a: Any, per_sample: int = 1) -> tuple[Any, Any]:
+                return (None, None) if a is None else (a[:cut * per_sample], a[cut * per_sample:])
 
-            (Xc, Xv), (values, vv), (labels, lv), (weights, wv) = map(head_tail, (Xc, values, labels, weights))
-            val = (Xv, vv, lv, wv)
+            (Xc, Xv), (values, vv), (weights, wv), (lens, lenv) = map(head_tail, (Xc, values, weights, lens))
+            labels, lv = head_tail(labels, self.network._core.rows_per_sample)  # flat: one label per row
+            val = (Xv, vv, lv, wv, lenv)
         if resume_from is not None:
             from .checkpoint import load_checkpoint
 
@@ -299,7 +311,7 @@ class Trainer:
                     cb.on_epoch_begin(epoch, {})
                 start = time.perf_counter()
                 progress.start_epoch(epoch, Xc.shape[0])
-                stats = self._run_epoch(Xc, values, labels, weights, epoch, every, progress, history)
+                stats = self._run_epoch(Xc, values, labels, weights, lens, epoch, every, progress, history)
                 metrics = self._metrics(stats, val)
                 metrics["lr"] = self.optimizer.lr
                 metrics["time"] = time.perf_counter() - start
@@ -333,8 +345,8 @@ class Trainer:
             history.interrupted = True
         return history
 
-    def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, epoch: int, every: int,
-                   progress: Progress, history: History) -> dict[str, Any]:
+    def _run_epoch(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, lens: Any, epoch: int,
+                   every: int, progress: Progress, history: History) -> dict[str, Any]:
         batch_callbacks = [cb for cb in self._callbacks if cb.every > 0]
 
         def on_batches(batch: int, batches: int, samples: int, loss: float) -> None:
@@ -348,7 +360,7 @@ class Trainer:
         wanted = progress.live or bool(batch_callbacks)
         step = every if not batch_callbacks else math.gcd(every, *(cb.every for cb in batch_callbacks))
         try:
-            return self._core.train_epoch(Xc, values, labels, on_batches if wanted else None, step, weights)
+            return self._core.train_epoch(Xc, values, labels, on_batches if wanted else None, step, weights, lens)
         except _core.NonFiniteError as exc:
             err = _core.NonFiniteError(f"training stopped in epoch {epoch}: {exc}. The network keeps its "
                                        "last finite weights; try a lower learning rate, gradient clipping "
@@ -394,20 +406,21 @@ class Trainer:
                               GradientWarning, stacklevel=_outside_package())
 
     # ---- evaluation ------------------------------------------------------
-    def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None) -> dict[str, float]:
+    def _evaluate(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any = None,
+                  lens: Any = None) -> dict[str, float]:
         if Xc.shape[0] == 0:  # no data, no metric (rather than a made-up 0 or NaN)
             raise ValueError("cannot evaluate on X with no samples")
-        loss, correct = self.network._core.evaluate(Xc, values, labels, self.loss, weights)
+        loss, correct, rows = self.network._core.evaluate(Xc, values, labels, self.loss, weights, lens)
         out = {"loss": float(loss)}
         if not math.isnan(correct):  # losses without an accuracy (mse, poisson) count NaN
-            rows = Xc.shape[0] * self.network._core.rows_per_sample
-            out["accuracy"] = float(correct) / rows
+            out["accuracy"] = float(correct) / rows  # rows of padded steps not counted
         return out
 
-    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None, lengths: Any = None) -> dict[str, float]:
         """Mean loss (weighted by sample_weight when given) and accuracy (except
-        for mse; unweighted) of the network on (X, y); labels as for `fit`."""
-        return self._evaluate(*self._data(X, y, sample_weight=sample_weight))
+        for mse; unweighted) of the network on (X, y); labels as for `fit`, and
+        ``lengths`` too (padded steps are not counted)."""
+        return self._evaluate(*self._data(X, y, sample_weight=sample_weight, lengths=lengths))
 
     # ---- the surface callbacks and checkpoints use --------------------------
     @property

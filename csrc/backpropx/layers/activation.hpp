@@ -19,6 +19,7 @@ class ActivationLayer final : public Layer<T> {
                const Pass& pass) const override;
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                 std::size_t n, const Pass& pass) override;
+  bool keeps_steps() const override { return true; }
   Activation output_activation() const override { return act_; }
   void release_output_activation() override { act_ = Activation::identity; }
 

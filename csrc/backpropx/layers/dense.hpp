@@ -30,6 +30,7 @@ class Dense final : public Layer<T> {
                       const Pass& pass) const override;
   void backward_sparse(const CsrMatrix<T>& x, const T* y, const LayerBuffers<T>& buffers, T* dy,
                        const Pass& pass) override;
+  bool keeps_steps() const override { return !lead_.empty(); }
   Activation output_activation() const override { return act_; }
   void release_output_activation() override { act_ = Activation::identity; }
 

@@ -18,6 +18,7 @@ class Dropout final : public Layer<T> {
   Shape input_shape() const override { return shape_; }
   Shape output_shape() const override { return shape_; }
   std::size_t cache_size(std::size_t n) const override { return checked_mul(n, size_); }
+  bool keeps_steps() const override { return true; }
   void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
                const Pass& pass) const override;
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,

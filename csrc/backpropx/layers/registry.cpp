@@ -8,6 +8,8 @@
 #include "backpropx/layers/dropout.hpp"
 #include "backpropx/layers/norm.hpp"
 #include "backpropx/layers/pool.hpp"
+#include "backpropx/layers/embedding.hpp"
+#include "backpropx/layers/recurrent.hpp"
 #include "backpropx/layers/reshape.hpp"
 #include "backpropx/layers/residual.hpp"
 
@@ -33,6 +35,10 @@ const std::vector<LayerKind<T>>& layer_kinds() {
       {"batch_norm1d", {"num_features", "eps", "momentum", "cumulative_average", "affine", "track_running_stats"}, &make_batch_norm1d<T>},
       {"batch_norm2d", {"num_features", "eps", "momentum", "cumulative_average", "affine", "track_running_stats"}, &make_batch_norm2d<T>},
       {"layer_norm", {"normalized_shape", "eps", "elementwise_affine", "bias"}, &make_layer_norm<T>},
+      {"simple_rnn", {"input_size", "hidden_size", "nonlinearity", "bias", "bidirectional", "return_sequences"}, &make_simple_rnn<T>},
+      {"gru", {"input_size", "hidden_size", "bias", "bidirectional", "return_sequences"}, &make_gru<T>},
+      {"lstm", {"input_size", "hidden_size", "bias", "bidirectional", "return_sequences"}, &make_lstm<T>},
+      {"embedding", {"num_embeddings", "embedding_dim", "padding_idx"}, &make_embedding<T>},
   };
   return kinds;
 }

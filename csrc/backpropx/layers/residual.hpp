@@ -29,6 +29,9 @@ class Residual final : public Layer<T> {
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                 std::size_t n, const Pass& pass) override;
   void set_trainable(bool on) override;
+  bool keeps_steps() const override { return body_.keeps_steps(); }
+  bool uses_lengths() const override { return body_.uses_lengths(); }
+  void after_init() override { body_.after_init(); }
   const LayerStack<T>* children() const override { return &body_; }
 
  private:

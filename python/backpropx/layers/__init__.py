@@ -15,6 +15,8 @@ from .dense import Dense
 from .dropout import Dropout
 from .norm import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pool import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
+from .embedding import Embedding
+from .recurrent import GRU, LSTM, SimpleRNN
 from .reshape import Flatten, Reshape
 from .residual import Residual
 
@@ -22,3 +24,4 @@ __all__ = ["ACTIVATIONS", "INITS", "LAYER_KINDS", "Activation", "Dense", "Dropou
            "Reshape", "Residual", "layer_from_config", "register"]
 __all__ += ["AvgPool1D", "AvgPool2D", "BatchNorm1D", "BatchNorm2D", "Conv1D", "Conv2D", "GlobalAvgPool",
             "LayerNorm", "MaxPool1D", "MaxPool2D"]
+__all__ += ["GRU", "LSTM", "Embedding", "SimpleRNN"]

@@ -1,0 +1,394 @@
+#include "backpropx/layers/recurrent.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "backpropx/gemm.hpp"
+#include "backpropx/layers/recurrent_cells.hpp"
+#include "backpropx/parallel.hpp"
+
+namespace bpx {
+
+namespace {
+constexpr std::size_t kGrain = 1 << 14;  // elements of a cell step per task before threads pay off
+
+std::size_t gate_count(Cell c) {
+  switch (c) {
+    case Cell::rnn_tanh:
+    case Cell::rnn_relu: return 1;
+    case Cell::gru: return 3;
+    case Cell::lstm: return 4;
+  }
+  return 1;
+}
+
+// (n, T, F) <-> (T, n, F)
+template <class T>
+void to_time_major(const T* x, T* xt, std::size_t n, std::size_t steps, std::size_t F) {
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t t = 0; t < steps; ++t)
+      std::copy(x + (i * steps + t) * F, x + (i * steps + t + 1) * F, xt + (t * n + i) * F);
+}
+
+// db (cols) += the column sums of g (rows, cols), rows in order.
+template <class T>
+void add_column_sums(const T* g, T* db, std::size_t rows, std::size_t cols) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < cols; ++j) db[j] += g[r * cols + j];
+}
+
+// Runs body(d) for each direction, on two threads when there are.
+template <class Body>
+void each_direction(std::size_t D, Body&& body) {
+  if (D == 2 && get_num_threads() > 1) parallel_for(2, body);
+  else
+    for (std::size_t d = 0; d < D; ++d) body(d);
+}
+}  // namespace
+
+template <class T>
+Recurrent<T>::Recurrent(Cell cell, std::size_t steps, std::size_t input_size, std::size_t hidden_size,
+                        bool bias, bool bidirectional, bool return_sequences)
+    : cell_(cell), T_(steps), F_(input_size), H_(hidden_size), G_(gate_count(cell)),
+      D_(bidirectional ? 2 : 1), bias_(bias), sequences_(return_sequences) {
+  require(T_ > 0 && F_ > 0 && H_ > 0, "recurrent layer sizes must be positive");
+  checked_mul(checked_mul(G_ * H_, F_ + H_ + 2), D_);
+  params_.resize(D_);
+  grads_.resize(D_);
+}
+
+template <class T>
+std::string Recurrent<T>::kind() const {
+  switch (cell_) {
+    case Cell::gru: return "gru";
+    case Cell::lstm: return "lstm";
+    default: return "simple_rnn";
+  }
+}
+
+template <class T>
+Shape Recurrent<T>::output_shape() const {
+  if (sequences_) return {T_, D_ * H_};
+  return {D_ * H_};
+}
+
+template <class T>
+std::vector<ParamSpec> Recurrent<T>::parameter_specs() const {
+  // torch draws every tensor from U(-1/sqrt(H), 1/sqrt(H)): fan_in H under `uniform`.
+  const std::size_t GH = G_ * H_;
+  std::vector<ParamSpec> specs;
+  for (std::size_t d = 0; d < D_; ++d) {
+    const std::string suffix = d == 0 ? "" : "_reverse";
+    specs.push_back({"weight_ih" + suffix, {GH, F_}, H_, GH, Init::uniform, ParamRole::weight, true});
+    specs.push_back({"weight_hh" + suffix, {GH, H_}, H_, GH, Init::uniform, ParamRole::weight, true});
+    if (bias_) {
+      specs.push_back({"bias_ih" + suffix, {GH}, H_, GH, Init::uniform, ParamRole::bias, false});
+      specs.push_back({"bias_hh" + suffix, {GH}, H_, GH, Init::uniform, ParamRole::bias, false});
+    }
+  }
+  return specs;
+}
+
+template <class T>
+void Recurrent<T>::bind(T* params, T* grads) {
+  const std::size_t GH = G_ * H_;
+  for (std::size_t d = 0; d < D_; ++d) {
+    for (auto [base, out] : {std::pair{params, &params_[d]}, std::pair{grads, &grads_[d]}}) {
+      out->w_ih = base;
+      out->w_hh = base + GH * F_;
+      out->b_ih = bias_ ? base + GH * (F_ + H_) : nullptr;
+      out->b_hh = bias_ ? base + GH * (F_ + H_ + 1) : nullptr;
+    }
+    const std::size_t size = GH * (F_ + H_ + (bias_ ? 2 : 0));
+    params += size;
+    grads += size;
+  }
+}
+
+template <class T>
+std::size_t Recurrent<T>::gates_width() const {
+  switch (cell_) {
+    case Cell::gru: return 4 * H_;   // r, z, n, hn
+    case Cell::lstm: return 5 * H_;  // i, f, g, o, tanh(c)
+    default: return 0;               // h' alone gives f'
+  }
+}
+
+// cache, per direction: states (T+1, N, H) | LSTM cells (T+1, N, H) | gates (T, N, W)
+template <class T>
+std::size_t Recurrent<T>::cache_per_direction(std::size_t n) const {
+  return checked_mul(state_size(n), cell_ == Cell::lstm ? 2 : 1) + checked_mul(T_ * n, gates_width());
+}
+
+template <class T>
+std::size_t Recurrent<T>::cache_size(std::size_t n) const {
+  return checked_mul(cache_per_direction(n), D_);
+}
+
+// scratch: xt (T, N, F), then per direction: proj (T, N, GH) | GRU proj_h (T, N, GH) | rec (N, GH)
+// | dh, dh2, dc, dc2 (N, H) | bias (GH + H) | dxt (T, N, F) | inference: states, cells, gates (N, W)
+template <class T>
+std::size_t Recurrent<T>::scratch_per_direction(std::size_t n) const {
+  const std::size_t GH = G_ * H_;
+  std::size_t s = checked_mul(checked_mul(T_, n), GH) * (cell_ == Cell::gru ? 2 : 1);
+  s += n * GH + 4 * n * H_ + GH + H_ + checked_mul(T_ * n, F_);
+  s += state_size(n) * (cell_ == Cell::lstm ? 2 : 1) + n * gates_width();
+  return s;
+}
+
+template <class T>
+std::size_t Recurrent<T>::scratch_size(std::size_t n) const {
+  return checked_mul(checked_mul(T_, n), F_) + checked_mul(scratch_per_direction(n), D_);
+}
+
+template <class T>
+typename Recurrent<T>::Memory Recurrent<T>::memory(const LayerBuffers<T>& b, std::size_t n,
+                                                   std::size_t d, bool training) const {
+  const std::size_t GH = G_ * H_, S = state_size(n);
+  Memory m{};
+  T* s = b.scratch + T_ * n * F_ + d * scratch_per_direction(n);
+  m.proj = s;
+  s += T_ * n * GH;
+  m.proj_h = m.proj;
+  if (cell_ == Cell::gru) {
+    m.proj_h = s;
+    s += T_ * n * GH;
+  }
+  m.rec = s;
+  s += n * GH;
+  m.dh = s;
+  m.dh2 = s + n * H_;
+  m.dc = s + 2 * n * H_;
+  m.dc2 = s + 3 * n * H_;
+  s += 4 * n * H_;
+  m.bias = s;
+  s += GH + H_;
+  m.dxt = s;
+  s += T_ * n * F_;
+  m.stored = training;
+  T* c = training ? b.cache + d * cache_per_direction(n) : s;  // inference: the scratch tail
+  m.states = c;
+  c += S;
+  m.cells = nullptr;
+  if (cell_ == Cell::lstm) {
+    m.cells = c;
+    c += S;
+  }
+  m.gates = c;
+  return m;
+}
+
+template <class T>
+std::size_t Recurrent<T>::final_step(std::size_t d, std::size_t i, const std::int64_t* lengths) const {
+  if (d == 1) return 0;
+  return lengths ? static_cast<std::size_t>(lengths[i]) - 1 : T_ - 1;
+}
+
+template <class T>
+void Recurrent<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
+                           const Pass& pass) const {
+  // x is (N, T, F), y is (N, T, D*H) or (N, D*H)
+  const bool training = buffers.cache != nullptr;
+  T* xt = buffers.scratch;
+  to_time_major(x, xt, n, T_, F_);
+  each_direction(D_, [&](std::size_t d) {
+    run_forward(d, xt, y, memory(buffers, n, d, training), n, pass.lengths);
+  });
+}
+
+template <class T>
+void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m, std::size_t n,
+                               const std::int64_t* lengths) const {
+  const Params& p = params_[d];
+  const std::size_t H = H_, GH = G_ * H_, W = gates_width(), DH = D_ * H_;
+  // Folded biases: b_ih + b_hh, except GRU's n gate, whose b_hn sits inside r * (...).
+  T* bx = m.bias;
+  T* bhn = m.bias + GH;
+  for (std::size_t j = 0; j < GH; ++j) bx[j] = bias_ ? p.b_ih[j] + p.b_hh[j] : T(0);
+  if (cell_ == Cell::gru)
+    for (std::size_t j = 0; j < H; ++j) {
+      bx[2 * H + j] = bias_ ? p.b_ih[2 * H + j] : T(0);
+      bhn[j] = bias_ ? p.b_hh[2 * H + j] : T(0);
+    }
+  // xp = x W_ih^T for every step at once: xt (T*N, F), W_ih (GH, F), proj (T*N, GH)
+  gemm<T>(Trans::N, Trans::T, T_ * n, GH, F_, T(1), xt, F_, p.w_ih, F_, T(0), m.proj, GH);
+  // The zero initial state sits in the boundary slot.
+  const std::size_t boundary = d == 0 ? 0 : T_;
+  std::fill(m.states + boundary * n * H, m.states + (boundary + 1) * n * H, T(0));
+  if (m.cells) std::fill(m.cells + boundary * n * H, m.cells + (boundary + 1) * n * H, T(0));
+  const std::size_t grain = kGrain / (GH + 1) + 1;
+  for (std::size_t s = 0; s < T_; ++s) {
+    const std::size_t t = d == 0 ? s : T_ - 1 - s;
+    const T* hprev = m.states + prev_slot(d, t) * n * H;
+    T* h = m.states + slot(d, t) * n * H;
+    // hp = h W_hh^T: hprev (N, H), W_hh (GH, H), rec (N, GH)
+    if (s == 0) std::fill(m.rec, m.rec + n * GH, T(0));
+    else gemm<T>(Trans::N, Trans::T, n, GH, H, T(1), hprev, H, p.w_hh, H, T(0), m.rec, GH);
+    const T* xp = m.proj + t * n * GH;
+    T* gates = m.stored ? m.gates + t * n * W : m.gates;
+    parallel_rows(n, grain, [&](std::size_t r0, std::size_t r1) {
+      switch (cell_) {
+        case Cell::rnn_tanh:
+        case Cell::rnn_relu:
+          cells::rnn_forward(r0, r1, H, cell_ == Cell::rnn_relu, xp, m.rec, bx, h, lengths, t);
+          break;
+        case Cell::gru:
+          cells::gru_forward(r0, r1, H, xp, m.rec, bx, bhn, hprev, h, gates, lengths, t);
+          break;
+        case Cell::lstm:
+          cells::lstm_forward(r0, r1, H, xp, m.rec, bx, m.cells + prev_slot(d, t) * n * H,
+                              m.cells + slot(d, t) * n * H, h, gates, lengths, t);
+          break;
+      }
+    });
+  }
+  // The output: every step's state, or each sample's final state.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (sequences_) {
+      for (std::size_t t = 0; t < T_; ++t) {
+        const T* h = m.states + (slot(d, t) * n + i) * H;
+        std::copy(h, h + H, y + (i * T_ + t) * DH + d * H);
+      }
+    } else {
+      const T* h = m.states + (slot(d, final_step(d, i, lengths)) * n + i) * H;
+      std::copy(h, h + H, y + i * DH + d * H);
+    }
+  }
+}
+
+template <class T>
+void Recurrent<T>::backward(const T* x, const T*, const LayerBuffers<T>& buffers, T* dy, T* dx,
+                            std::size_t n, const Pass& pass) {
+  T* xt = buffers.scratch;
+  to_time_major(x, xt, n, T_, F_);  // scratch does not outlive a call: transpose again
+  each_direction(D_, [&](std::size_t d) {
+    run_backward(d, xt, dy, memory(buffers, n, d, true), n, pass.lengths);
+  });
+  if (dx == nullptr) return;
+  // dx (N, T, F) = the directions' dxt (T, N, F), summed in direction order
+  const T* forward_dxt = memory(buffers, n, 0, true).dxt;
+  const T* reverse_dxt = D_ == 2 ? memory(buffers, n, 1, true).dxt : nullptr;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t t = 0; t < T_; ++t) {
+      T* out = dx + (i * T_ + t) * F_;
+      const T* a = forward_dxt + (t * n + i) * F_;
+      if (reverse_dxt == nullptr) {
+        std::copy(a, a + F_, out);
+      } else {
+        const T* b = reverse_dxt + (t * n + i) * F_;
+        for (std::size_t f = 0; f < F_; ++f) out[f] = a[f] + b[f];
+      }
+    }
+}
+
+template <class T>
+void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const Memory& m, std::size_t n,
+                                const std::int64_t* lengths) {
+  const Params& p = params_[d];
+  const Params& g = grads_[d];
+  const std::size_t H = H_, GH = G_ * H_, W = gates_width(), DH = D_ * H_;
+  T* dh = m.dh;
+  T* dh2 = m.dh2;
+  T* dc = m.dc;
+  T* dc2 = m.dc2;
+  std::fill(dh, dh + n * H, T(0));
+  std::fill(dc, dc + n * H, T(0));
+  const std::size_t grain = kGrain / (GH + 1) + 1;
+  for (std::size_t s = T_; s-- > 0;) {
+    const std::size_t t = d == 0 ? s : T_ - 1 - s;
+    // dh' += the output's gradient at this step
+    for (std::size_t i = 0; i < n; ++i) {
+      const T* src = nullptr;
+      if (sequences_) src = dy + (i * T_ + t) * DH + d * H;
+      else if (t == final_step(d, i, lengths)) src = dy + i * DH + d * H;
+      if (src)
+        for (std::size_t j = 0; j < H; ++j) dh[i * H + j] += src[j];
+    }
+    const T* hprev = m.states + prev_slot(d, t) * n * H;
+    const T* h = m.states + slot(d, t) * n * H;
+    const T* gates = m.gates + t * n * W;
+    T* dgx = m.proj + t * n * GH;
+    T* dgh = m.proj_h + t * n * GH;
+    parallel_rows(n, grain, [&](std::size_t r0, std::size_t r1) {
+      switch (cell_) {
+        case Cell::rnn_tanh:
+        case Cell::rnn_relu:
+          cells::rnn_backward(r0, r1, H, cell_ == Cell::rnn_relu, h, dh, dgx, lengths, t);
+          break;
+        case Cell::gru:
+          cells::gru_backward(r0, r1, H, gates, hprev, dh, dgx, dgh, dh2, lengths, t);
+          break;
+        case Cell::lstm:
+          cells::lstm_backward(r0, r1, H, gates, m.cells + prev_slot(d, t) * n * H, dh, dc, dgx, dc2,
+                               lengths, t);
+          break;
+      }
+    });
+    if (s == 0) break;  // the initial state is a constant
+    // forward hp = hprev W_hh^T:  dhprev (+)= dgh W_hh : dgh (N, GH), W_hh (GH, H)
+    gemm<T>(Trans::N, Trans::N, n, H, GH, T(1), dgh, GH, p.w_hh, H, cell_ == Cell::gru ? T(1) : T(0), dh2, H);
+    std::swap(dh, dh2);
+    std::swap(dc, dc2);
+  }
+  const std::size_t rows = T_ * n;
+  if (this->trainable()) {
+    // Over all steps at once (rows t*N + i, t in time order):
+    // dW_hh += dgh^T hprev : dgh (T*N, GH), hprev (T*N, H) = the states before each step
+    const T* hprev_all = m.states + (d == 0 ? 0 : n * H);
+    gemm<T>(Trans::T, Trans::N, GH, H, rows, T(1), m.proj_h, GH, hprev_all, H, T(1), g.w_hh, H);
+    // dW_ih += dgx^T xt : dgx (T*N, GH), xt (T*N, F)
+    gemm<T>(Trans::T, Trans::N, GH, F_, rows, T(1), m.proj, GH, xt, F_, T(1), g.w_ih, F_);
+    if (bias_) {
+      add_column_sums(m.proj, g.b_ih, rows, GH);
+      add_column_sums(m.proj_h, g.b_hh, rows, GH);
+    }
+  }
+  // dxt = dgx W_ih : dgx (T*N, GH), W_ih (GH, F)
+  gemm<T>(Trans::N, Trans::N, rows, F_, GH, T(1), m.proj, GH, p.w_ih, F_, T(0), m.dxt, F_);
+}
+
+namespace {
+template <class T>
+std::unique_ptr<Layer<T>> make_recurrent(Cell cell, const ConfigReader& c, const Shape& input) {
+  const std::size_t F = c.size("input_size"), H = c.size("hidden_size");
+  if (input.empty())
+    throw std::invalid_argument("a first recurrent layer needs the network's input_shape=(steps, " +
+                                std::to_string(F) + ")");
+  if (input.size() != 2 || input[1] != F)
+    throw std::invalid_argument("expects samples of shape (steps, input_size=" + std::to_string(F) +
+                                ") (batch first, as torch's batch_first=True), but receives " +
+                                shape_str(input));
+  return std::make_unique<Recurrent<T>>(cell, input[0], F, H, c.flag("bias", true),
+                                        c.flag("bidirectional", false), c.flag("return_sequences", false));
+}
+}  // namespace
+
+template <class T>
+std::unique_ptr<Layer<T>> make_simple_rnn(const ConfigReader& c, const Shape& input) {
+  const std::string act = c.string("nonlinearity", "tanh");
+  if (act != "tanh" && act != "relu")
+    throw unknown_name("nonlinearity", act, {"tanh", "relu"});
+  return make_recurrent<T>(act == "relu" ? Cell::rnn_relu : Cell::rnn_tanh, c, input);
+}
+
+template <class T>
+std::unique_ptr<Layer<T>> make_gru(const ConfigReader& c, const Shape& input) {
+  return make_recurrent<T>(Cell::gru, c, input);
+}
+
+template <class T>
+std::unique_ptr<Layer<T>> make_lstm(const ConfigReader& c, const Shape& input) {
+  return make_recurrent<T>(Cell::lstm, c, input);
+}
+
+template class Recurrent<float>;
+template class Recurrent<double>;
+#define BPX_INSTANTIATE(T)                                                                   \
+  template std::unique_ptr<Layer<T>> make_simple_rnn<T>(const ConfigReader&, const Shape&); \
+  template std::unique_ptr<Layer<T>> make_gru<T>(const ConfigReader&, const Shape&);        \
+  template std::unique_ptr<Layer<T>> make_lstm<T>(const ConfigReader&, const Shape&);
+BPX_INSTANTIATE(float)
+BPX_INSTANTIATE(double)
+#undef BPX_INSTANTIATE
+
+}  // namespace bpx
