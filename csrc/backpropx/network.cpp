@@ -77,10 +77,10 @@ void Network<T>::check_input(const T* x, std::size_t n) const {
 template <class T>
 void Network<T>::check_lengths(const std::int64_t* lengths, std::size_t n) const {
   if (lengths == nullptr) return;
+  require(stack_.lengths_error().empty(), stack_.lengths_error());
   require(accepts_lengths(),
           "this network takes no lengths: none of its layers reads them and its output " +
               shape_str(output_shape()) + " has no steps of the input's first axis to mask");
-  require(stack_.lengths_error().empty(), stack_.lengths_error());
   const long long steps = static_cast<long long>(input_shape().front());
   for (std::size_t i = 0; i < n; ++i)
     if (lengths[i] < 1 || lengths[i] > steps)

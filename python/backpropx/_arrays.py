@@ -154,7 +154,8 @@ def as_lengths(lengths: Any, n: int, network: Any, name: str = "lengths") -> np.
     Each counts the valid steps of the first axis of a sample (the time axis
     of ``(n, T, F)`` sequences or ``(n, T)`` token ids): an integer in
     ``[1, T]``. The network must use them (a recurrent layer, or an output
-    that keeps the steps, whose padded rows losses then skip).
+    that keeps the steps, whose padded rows losses then skip): the core
+    checks that, and where they are used.
     """
     if lengths is None:
         return None
@@ -165,9 +166,6 @@ def as_lengths(lengths: Any, n: int, network: Any, name: str = "lengths") -> np.
         raise TypeError(f"{name} holds booleans; give the number of valid steps of each sample")
     if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
         raise ValueError(f"{name} must hold integers, got non-integer values")
-    if not network._core.accepts_lengths:
-        raise ValueError(f"this network takes no {name}: none of its layers reads them and its output "
-                         f"{network.output_shape} keeps no steps of the input's first axis to mask")
     steps = network.input_shape[0]
     if arr.size and (arr.min() < 1 or arr.max() > steps):
         bad = int(np.flatnonzero((arr < 1) | (arr > steps))[0])
