@@ -11,6 +11,20 @@ namespace bpx {
 
 namespace {
 constexpr std::size_t kGrain = 1 << 14;  // elements of a cell step per task before threads pay off
+// The per-step products run on row blocks of at most this many samples: up
+// to 4 micro-tiles of rows, the GEMM reads the weights in place instead of
+// packing them again at every step (they do not change within a pass).
+constexpr std::size_t kStepRows = 48;
+
+// C (n, N) = A (n, K) . B (K, N) + beta C, in row blocks of kStepRows.
+template <class T>
+void step_product(std::size_t n, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
+                  std::size_t ldb, T beta, T* C, std::size_t ldc) {
+  for (std::size_t r = 0; r < n; r += kStepRows) {
+    const std::size_t m = std::min(kStepRows, n - r);
+    gemm<T>(Trans::N, Trans::N, m, N, K, T(1), A + r * lda, lda, B, ldb, beta, C + r * ldc, ldc);
+  }
+}
 
 std::size_t gate_count(Cell c) {
   switch (c) {
@@ -131,7 +145,7 @@ template <class T>
 std::size_t Recurrent<T>::scratch_per_direction(std::size_t n) const {
   const std::size_t GH = G_ * H_;
   std::size_t s = checked_mul(checked_mul(T_, n), GH) * (cell_ == Cell::gru ? 2 : 1);
-  s += n * GH + 4 * n * H_ + GH + H_ + checked_mul(T_ * n, F_);
+  s += n * GH + 4 * n * H_ + GH + H_ + checked_mul(T_ * n, F_) + GH * H_;
   s += state_size(n) * (cell_ == Cell::lstm ? 2 : 1) + n * gates_width();
   return s;
 }
@@ -165,6 +179,8 @@ typename Recurrent<T>::Memory Recurrent<T>::memory(const LayerBuffers<T>& b, std
   s += GH + H_;
   m.dxt = s;
   s += T_ * n * F_;
+  m.whh_t = s;
+  s += GH * H_;
   m.stored = training;
   T* c = training ? b.cache + d * cache_per_direction(n) : s;  // inference: the scratch tail
   m.states = c;
@@ -212,6 +228,9 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
     }
   // xp = x W_ih^T for every step at once: xt (T*N, F), W_ih (GH, F), proj (T*N, GH)
   gemm<T>(Trans::N, Trans::T, T_ * n, GH, F_, T(1), xt, F_, p.w_ih, F_, T(0), m.proj, GH);
+  // W_hh^T (H, GH), so each step's product reads it in place
+  for (std::size_t g = 0; g < GH; ++g)
+    for (std::size_t k = 0; k < H; ++k) m.whh_t[k * GH + g] = p.w_hh[g * H + k];
   // The zero initial state sits in the boundary slot.
   const std::size_t boundary = d == 0 ? 0 : T_;
   std::fill(m.states + boundary * n * H, m.states + (boundary + 1) * n * H, T(0));
@@ -221,9 +240,9 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
     const std::size_t t = d == 0 ? s : T_ - 1 - s;
     const T* hprev = m.states + prev_slot(d, t) * n * H;
     T* h = m.states + slot(d, t) * n * H;
-    // hp = h W_hh^T: hprev (N, H), W_hh (GH, H), rec (N, GH)
+    // hp = h W_hh^T: hprev (N, H), W_hh^T (H, GH), rec (N, GH)
     if (s == 0) std::fill(m.rec, m.rec + n * GH, T(0));
-    else gemm<T>(Trans::N, Trans::T, n, GH, H, T(1), hprev, H, p.w_hh, H, T(0), m.rec, GH);
+    else step_product<T>(n, GH, H, hprev, H, m.whh_t, GH, T(0), m.rec, GH);
     const T* xp = m.proj + t * n * GH;
     T* gates = m.stored ? m.gates + t * n * W : m.gates;
     parallel_rows(n, grain, [&](std::size_t r0, std::size_t r1) {
@@ -326,7 +345,7 @@ void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const M
     });
     if (s == 0) break;  // the initial state is a constant
     // forward hp = hprev W_hh^T:  dhprev (+)= dgh W_hh : dgh (N, GH), W_hh (GH, H)
-    gemm<T>(Trans::N, Trans::N, n, H, GH, T(1), dgh, GH, p.w_hh, H, cell_ == Cell::gru ? T(1) : T(0), dh2, H);
+    step_product<T>(n, H, GH, dgh, GH, p.w_hh, H, cell_ == Cell::gru ? T(1) : T(0), dh2, H);
     std::swap(dh, dh2);
     std::swap(dc, dc2);
   }

@@ -58,6 +58,7 @@ class Recurrent final : public Layer<T> {
     T *dh, *dh2, *dc, *dc2;     // (N, H) each
     T *bias;                    // (G*H + H): folded biases
     T *dxt;                     // (T, N, F)
+    T *whh_t;                   // W_hh^T (H, GH), transposed once per forward
     bool stored;                // states and gates persist in the cache (training)
   };
   std::size_t gates_width() const;  // W: the cache per row and step

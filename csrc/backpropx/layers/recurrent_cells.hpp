@@ -15,20 +15,26 @@
 //
 // float uses branch-free exp/tanh approximations (Cephes' polynomials,
 // within 2 ulp) so the loops vectorise; double uses the C library, since
-// float64 exists to check gradients tightly.
+// float64 exists to check gradients tightly. Every value is computed
+// unconditionally and the ternaries only select between computed values:
+// GCC if-converts (vectorises) that without -ffast-math. The step loops are
+// cloned per x86-64 level; -ffp-contract=off keeps every clone's bits alike.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "backpropx/common.hpp"
 
 namespace bpx::cells {
 
 // exp(x) for x <= 0 (clamped below at -87, where it is below float's
 // smallest normal): 2^k exp(r), k = round(x / ln 2), |r| <= ln(2) / 2.
 inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
+  x = std::max(x, -87.0f);
   const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
   const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;           // Cody-Waite ln 2
   const float z = r * r;
@@ -41,19 +47,19 @@ inline float exp_nonpositive(float x) {
 }
 
 inline float sigmoid(float x) {
-  const float e = exp_nonpositive(x < 0.0f ? x : -x);  // exp(-|x|): never overflows
+  const float e = exp_nonpositive(-std::fabs(x));  // exp(-|x|): never overflows
   const float s = 1.0f / (1.0f + e);
-  return x >= 0.0f ? s : e * s;
+  const float es = e * s;  // 1 - s, for x < 0
+  return x >= 0.0f ? s : es;
 }
 
 inline float tanh(float x) {
-  const float a = x < 0.0f ? -x : x;
+  const float a = std::fabs(x);
   const float z = x * x;  // |x| < 0.625: odd polynomial (no cancellation near 0)
   const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
                         1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
   const float e = exp_nonpositive(-2.0f * a);  // else (1 - e) / (1 + e), e = exp(-2|x|)
-  const float t = (1.0f - e) / (1.0f + e);
-  const float large = x < 0.0f ? -t : t;
+  const float large = std::copysign((1.0f - e) / (1.0f + e), x);
   return a < 0.625f ? small : large;
 }
 
@@ -75,7 +81,7 @@ inline bool valid(const std::int64_t* lengths, std::size_t i, std::size_t t) {
 // recurrent.cpp), bhn: GRU's b_hn (H); gates (N, W): what backward needs.
 
 template <class T>
-void rnn_forward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const T* __restrict xp,
+BPX_ELEMENTWISE_CLONES void rnn_forward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const T* __restrict xp,
                  const T* __restrict hp, const T* __restrict bx, T* __restrict h,
                  const std::int64_t* lengths, std::size_t t) {
   for (std::size_t i = r0; i < r1; ++i) {
@@ -87,10 +93,7 @@ void rnn_forward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const
     const T* x = xp + i * H;
     const T* p = hp + i * H;
     if (relu) {
-      for (std::size_t j = 0; j < H; ++j) {
-        const T a = x[j] + p[j] + bx[j];
-        hi[j] = a > T(0) ? a : T(0);
-      }
+      for (std::size_t j = 0; j < H; ++j) hi[j] = std::max(x[j] + p[j] + bx[j], T(0));
     } else {
       for (std::size_t j = 0; j < H; ++j) hi[j] = cells::tanh(x[j] + p[j] + bx[j]);
     }
@@ -99,7 +102,7 @@ void rnn_forward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const
 
 // gates per row: r, z, n, hn = hp_n + b_hn (4H)
 template <class T>
-void gru_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict xp,
+BPX_ELEMENTWISE_CLONES void gru_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict xp,
                  const T* __restrict hp, const T* __restrict bx, const T* __restrict bhn,
                  const T* __restrict hprev, T* __restrict h, T* __restrict gates,
                  const std::int64_t* lengths, std::size_t t) {
@@ -131,7 +134,7 @@ void gru_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restr
 
 // gates per row: i, f, g, o, tanh(c') (5H)
 template <class T>
-void lstm_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict xp,
+BPX_ELEMENTWISE_CLONES void lstm_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict xp,
                   const T* __restrict hp, const T* __restrict bx, const T* __restrict cprev,
                   T* __restrict c, T* __restrict h, T* __restrict gates, const std::int64_t* lengths,
                   std::size_t t) {
@@ -173,7 +176,7 @@ void lstm_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __rest
 // written; the product with W_hh is added by the caller.
 
 template <class T>
-void rnn_backward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const T* __restrict h,
+BPX_ELEMENTWISE_CLONES void rnn_backward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, const T* __restrict h,
                   const T* __restrict dh, T* __restrict dgx, const std::int64_t* lengths, std::size_t t) {
   for (std::size_t i = r0; i < r1; ++i) {
     T* d = dgx + i * H;
@@ -193,7 +196,7 @@ void rnn_backward(std::size_t r0, std::size_t r1, std::size_t H, bool relu, cons
 }
 
 template <class T>
-void gru_backward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict gates,
+BPX_ELEMENTWISE_CLONES void gru_backward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict gates,
                   const T* __restrict hprev, const T* __restrict dh, T* __restrict dgx,
                   T* __restrict dgh, T* __restrict dhprev, const std::int64_t* lengths, std::size_t t) {
   const std::size_t G = 3 * H;
@@ -230,7 +233,7 @@ void gru_backward(std::size_t r0, std::size_t r1, std::size_t H, const T* __rest
 }
 
 template <class T>
-void lstm_backward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict gates,
+BPX_ELEMENTWISE_CLONES void lstm_backward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict gates,
                    const T* __restrict cprev, const T* __restrict dh, const T* __restrict dc,
                    T* __restrict dgx, T* __restrict dcprev, const std::int64_t* lengths, std::size_t t) {
   const std::size_t G = 4 * H;
