@@ -10,20 +10,25 @@
 namespace bpx {
 
 namespace {
-constexpr std::size_t kGrain = 1 << 14;  // elements of a cell step per task before threads pay off
-// The per-step products run on row blocks of at most this many samples: up
-// to 4 micro-tiles of rows, the GEMM reads the weights in place instead of
-// packing them again at every step (they do not change within a pass).
+// A time step runs on row blocks of at most kStepRows samples: the product
+// of a block (up to 4 micro-tiles of rows) reads the weights in place instead
+// of packing them again at every step, and a block's product and cell run as
+// one task. With threads, blocks are as many as threads (one parallel region
+// per step) once a step has kThreadWork multiply-adds. Rows are independent,
+// so the blocks never change a result.
 constexpr std::size_t kStepRows = 48;
+constexpr std::size_t kThreadWork = std::size_t{1} << 18;
 
-// C (n, N) = A (n, K) . B (K, N) + beta C, in row blocks of kStepRows.
-template <class T>
-void step_product(std::size_t n, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
-                  std::size_t ldb, T beta, T* C, std::size_t ldc) {
-  for (std::size_t r = 0; r < n; r += kStepRows) {
-    const std::size_t m = std::min(kStepRows, n - r);
-    gemm<T>(Trans::N, Trans::N, m, N, K, T(1), A + r * lda, lda, B, ldb, beta, C + r * ldc, ldc);
-  }
+template <class Body>
+void for_step_blocks(std::size_t n, std::size_t work, Body&& body) {
+  std::size_t blocks = (n + kStepRows - 1) / kStepRows;
+  const std::size_t threads = static_cast<std::size_t>(get_num_threads());
+  const bool share = threads > 1 && work >= kThreadWork && !omp_in_parallel() && n >= 2 * threads;
+  if (share) blocks = (std::max(blocks, threads) + threads - 1) / threads * threads;
+  auto run = [&](std::size_t b) { body(n * b / blocks, n * (b + 1) / blocks); };
+  if (share) parallel_for(blocks, run);
+  else
+    for (std::size_t b = 0; b < blocks; ++b) run(b);
 }
 
 std::size_t gate_count(Cell c) {
@@ -235,17 +240,17 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
   const std::size_t boundary = d == 0 ? 0 : T_;
   std::fill(m.states + boundary * n * H, m.states + (boundary + 1) * n * H, T(0));
   if (m.cells) std::fill(m.cells + boundary * n * H, m.cells + (boundary + 1) * n * H, T(0));
-  const std::size_t grain = kGrain / (GH + 1) + 1;
   for (std::size_t s = 0; s < T_; ++s) {
     const std::size_t t = d == 0 ? s : T_ - 1 - s;
     const T* hprev = m.states + prev_slot(d, t) * n * H;
     T* h = m.states + slot(d, t) * n * H;
-    // hp = h W_hh^T: hprev (N, H), W_hh^T (H, GH), rec (N, GH)
-    if (s == 0) std::fill(m.rec, m.rec + n * GH, T(0));
-    else step_product<T>(n, GH, H, hprev, H, m.whh_t, GH, T(0), m.rec, GH);
     const T* xp = m.proj + t * n * GH;
     T* gates = m.stored ? m.gates + t * n * W : m.gates;
-    parallel_rows(n, grain, [&](std::size_t r0, std::size_t r1) {
+    for_step_blocks(n, n * GH * H, [&](std::size_t r0, std::size_t r1) {
+      // hp = h W_hh^T: hprev (N, H), W_hh^T (H, GH), rec (N, GH), rows [r0, r1)
+      if (s == 0) std::fill(m.rec + r0 * GH, m.rec + r1 * GH, T(0));
+      else gemm<T>(Trans::N, Trans::N, r1 - r0, GH, H, T(1), hprev + r0 * H, H, m.whh_t, GH, T(0),
+                   m.rec + r0 * GH, GH);
       switch (cell_) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
@@ -312,23 +317,22 @@ void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const M
   T* dc2 = m.dc2;
   std::fill(dh, dh + n * H, T(0));
   std::fill(dc, dc + n * H, T(0));
-  const std::size_t grain = kGrain / (GH + 1) + 1;
   for (std::size_t s = T_; s-- > 0;) {
     const std::size_t t = d == 0 ? s : T_ - 1 - s;
-    // dh' += the output's gradient at this step
-    for (std::size_t i = 0; i < n; ++i) {
-      const T* src = nullptr;
-      if (sequences_) src = dy + (i * T_ + t) * DH + d * H;
-      else if (t == final_step(d, i, lengths)) src = dy + i * DH + d * H;
-      if (src)
-        for (std::size_t j = 0; j < H; ++j) dh[i * H + j] += src[j];
-    }
     const T* hprev = m.states + prev_slot(d, t) * n * H;
     const T* h = m.states + slot(d, t) * n * H;
     const T* gates = m.gates + t * n * W;
     T* dgx = m.proj + t * n * GH;
     T* dgh = m.proj_h + t * n * GH;
-    parallel_rows(n, grain, [&](std::size_t r0, std::size_t r1) {
+    for_step_blocks(n, n * GH * H, [&](std::size_t r0, std::size_t r1) {
+      // dh' += the output's gradient at this step
+      for (std::size_t i = r0; i < r1; ++i) {
+        const T* src = nullptr;
+        if (sequences_) src = dy + (i * T_ + t) * DH + d * H;
+        else if (t == final_step(d, i, lengths)) src = dy + i * DH + d * H;
+        if (src)
+          for (std::size_t j = 0; j < H; ++j) dh[i * H + j] += src[j];
+      }
       switch (cell_) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
@@ -342,10 +346,12 @@ void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const M
                                lengths, t);
           break;
       }
+      // forward hp = hprev W_hh^T:  dhprev (+)= dgh W_hh : dgh (N, GH), W_hh (GH, H); none
+      // for the first step, whose state before is the constant zero
+      if (s > 0)
+        gemm<T>(Trans::N, Trans::N, r1 - r0, H, GH, T(1), dgh + r0 * GH, GH, p.w_hh, H,
+                cell_ == Cell::gru ? T(1) : T(0), dh2 + r0 * H, H);
     });
-    if (s == 0) break;  // the initial state is a constant
-    // forward hp = hprev W_hh^T:  dhprev (+)= dgh W_hh : dgh (N, GH), W_hh (GH, H)
-    step_product<T>(n, H, GH, dgh, GH, p.w_hh, H, cell_ == Cell::gru ? T(1) : T(0), dh2, H);
     std::swap(dh, dh2);
     std::swap(dc, dc2);
   }
