@@ -36,7 +36,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_every_example_is_covered():
     assert {p.stem for p in EXAMPLES.glob("*.py")} == {
         "weight_table", "xor", "digits", "perturbation_vs_backprop", "fine_tune", "gan", "vae",
-        "policy_gradient", "distributed_digits", "mnist1d_cnn", "digits_cnn"}
+        "policy_gradient", "distributed_digits", "mnist1d_cnn", "digits_cnn", "mnist1d_gru", "char_lm"}
 
 
 def test_weight_table(in_tmp, capsys):
@@ -262,3 +262,40 @@ def test_digits_cnn_beats_the_dense_network(in_tmp, capsys, restore_threads):
     cnn, dense = load_example("digits_cnn").main(epochs=8)
     assert cnn > dense and cnn >= 0.98
     assert "held-out accuracy" in capsys.readouterr().out
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the example tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_mnist1d_gru(in_tmp, offline, capsys):
+    """The paper's bidirectional GRU at small settings (the full run is 6000 steps, 3 seeds:
+    README); the data set is generated offline, nothing is downloaded or written."""
+    pytest.importorskip("mnist1d")
+    accuracy = load_example("mnist1d_gru").main(steps=160, seeds=1, num_samples=1000)
+    out = capsys.readouterr().out
+    assert "MNIST-1D: 800 training, 200 test sequences of 40 steps" in out
+    assert re.search(r"seed 0: 20 epochs \(160 steps\) in [\d.]+ s, test accuracy [\d.]+%", out)
+    assert accuracy > 0.35  # chance is 0.1; 160 steps on 800 samples reach ~0.5
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_char_lm(in_tmp, capsys):
+    """A small character model on the first 30,000 characters: it beats the character
+    frequencies on held-out text and writes a sample of the requested length."""
+    bpc = load_example("char_lm").main(hidden=32, epochs=2, chars=30000, steps=25, batch_size=32, lr=1e-2,
+                                       sample_length=60)
+    out = capsys.readouterr().out
+    baseline = float(re.search(r"frequencies alone give ([\d.]+) bits", out).group(1))
+    assert re.search(r"epoch 2: held-out [\d.]+ bits per character", out)
+    assert bpc < baseline - 0.4, (bpc, baseline)
+    sample = out.split("--- sample ---\n")[1].split("\n---\n")[0]
+    assert sample.startswith("HAMLET:\n") and len(sample) == len("HAMLET:\n") + 60

@@ -49,13 +49,6 @@ void to_time_major(const T* x, T* xt, std::size_t n, std::size_t steps, std::siz
       std::copy(x + (i * steps + t) * F, x + (i * steps + t + 1) * F, xt + (t * n + i) * F);
 }
 
-// db (cols) += the column sums of g (rows, cols), rows in order.
-template <class T>
-void add_column_sums(const T* g, T* db, std::size_t rows, std::size_t cols) {
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t j = 0; j < cols; ++j) db[j] += g[r * cols + j];
-}
-
 // Runs body(d) for each direction, on two threads when there are.
 template <class Body>
 void each_direction(std::size_t D, Body&& body) {
@@ -151,6 +144,7 @@ std::size_t Recurrent<T>::scratch_per_direction(std::size_t n) const {
   const std::size_t GH = G_ * H_;
   std::size_t s = checked_mul(checked_mul(T_, n), GH) * (cell_ == Cell::gru ? 2 : 1);
   s += n * GH + 4 * n * H_ + GH + H_ + checked_mul(T_ * n, F_) + GH * H_;
+  s += checked_mul(T_ * n, F_ + H_ + 2) + GH * (F_ + H_ + 2);
   s += state_size(n) * (cell_ == Cell::lstm ? 2 : 1) + n * gates_width();
   return s;
 }
@@ -186,6 +180,10 @@ typename Recurrent<T>::Memory Recurrent<T>::memory(const LayerBuffers<T>& b, std
   s += T_ * n * F_;
   m.whh_t = s;
   s += GH * H_;
+  m.inputs = s;
+  s += T_ * n * (F_ + H_ + 2);
+  m.wgrad = s;
+  s += GH * (F_ + H_ + 2);
   m.stored = training;
   T* c = training ? b.cache + d * cache_per_direction(n) : s;  // inference: the scratch tail
   m.states = c;
@@ -233,9 +231,11 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
     }
   // xp = x W_ih^T for every step at once: xt (T*N, F), W_ih (GH, F), proj (T*N, GH)
   gemm<T>(Trans::N, Trans::T, T_ * n, GH, F_, T(1), xt, F_, p.w_ih, F_, T(0), m.proj, GH);
-  // W_hh^T (H, GH), so each step's product reads it in place
-  for (std::size_t g = 0; g < GH; ++g)
-    for (std::size_t k = 0; k < H; ++k) m.whh_t[k * GH + g] = p.w_hh[g * H + k];
+  // W_hh^T (H, GH), so each step's product reads it in place (in 16 x 16 tiles)
+  for (std::size_t g0 = 0; g0 < GH; g0 += 16)
+    for (std::size_t k0 = 0; k0 < H; k0 += 16)
+      for (std::size_t g = g0; g < std::min(GH, g0 + 16); ++g)
+        for (std::size_t k = k0; k < std::min(H, k0 + 16); ++k) m.whh_t[k * GH + g] = p.w_hh[g * H + k];
   // The zero initial state sits in the boundary slot.
   const std::size_t boundary = d == 0 ? 0 : T_;
   std::fill(m.states + boundary * n * H, m.states + (boundary + 1) * n * H, T(0));
@@ -357,15 +357,35 @@ void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const M
   }
   const std::size_t rows = T_ * n;
   if (this->trainable()) {
-    // Over all steps at once (rows t*N + i, t in time order):
-    // dW_hh += dgh^T hprev : dgh (T*N, GH), hprev (T*N, H) = the states before each step
+    // Every weight and bias gradient over all steps at once (rows t*N + i, t in time order),
+    // from one product with B = [xt | 1 | hprev | 1] (T*N, F+H+2), hprev the states before
+    // each step; the columns of ones give the bias gradients (the column sums):
+    //   [dW_ih | db_ih] += dgx^T [xt | 1],   [dW_hh | db_hh] += dgh^T [hprev | 1]
+    // one product when dgx is dgh (SimpleRNN, LSTM), two for GRU.
+    const std::size_t WB = F_ + H_ + 2;
     const T* hprev_all = m.states + (d == 0 ? 0 : n * H);
-    gemm<T>(Trans::T, Trans::N, GH, H, rows, T(1), m.proj_h, GH, hprev_all, H, T(1), g.w_hh, H);
-    // dW_ih += dgx^T xt : dgx (T*N, GH), xt (T*N, F)
-    gemm<T>(Trans::T, Trans::N, GH, F_, rows, T(1), m.proj, GH, xt, F_, T(1), g.w_ih, F_);
-    if (bias_) {
-      add_column_sums(m.proj, g.b_ih, rows, GH);
-      add_column_sums(m.proj_h, g.b_hh, rows, GH);
+    for (std::size_t r = 0; r < rows; ++r) {
+      T* b = m.inputs + r * WB;
+      std::copy(xt + r * F_, xt + (r + 1) * F_, b);
+      b[F_] = T(1);
+      std::copy(hprev_all + r * H, hprev_all + (r + 1) * H, b + F_ + 1);
+      b[F_ + H + 1] = T(1);
+    }
+    if (m.proj_h == m.proj) {
+      gemm<T>(Trans::T, Trans::N, GH, WB, rows, T(1), m.proj, GH, m.inputs, WB, T(0), m.wgrad, WB);
+    } else {
+      gemm<T>(Trans::T, Trans::N, GH, F_ + 1, rows, T(1), m.proj, GH, m.inputs, WB, T(0), m.wgrad, WB);
+      gemm<T>(Trans::T, Trans::N, GH, H + 1, rows, T(1), m.proj_h, GH, m.inputs + F_ + 1, WB, T(0),
+              m.wgrad + F_ + 1, WB);
+    }
+    for (std::size_t j = 0; j < GH; ++j) {
+      const T* c = m.wgrad + j * WB;
+      for (std::size_t f = 0; f < F_; ++f) g.w_ih[j * F_ + f] += c[f];
+      for (std::size_t k = 0; k < H; ++k) g.w_hh[j * H + k] += c[F_ + 1 + k];
+      if (bias_) {
+        g.b_ih[j] += c[F_];
+        g.b_hh[j] += c[F_ + H + 1];
+      }
     }
   }
   // dxt = dgx W_ih : dgx (T*N, GH), W_ih (GH, F)
