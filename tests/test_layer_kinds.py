@@ -30,6 +30,13 @@ whole tensor, so a 100% error gives >= 1, see conftest.py):
   the float32 output): ``TOL_FD32 = 2e-2``. Rounding dominates: ~1e-7 of
   the output per element over a step of 6e-4 (measured worst case: 5e-3).
   A larger step crosses relu kinks for some of these seeds (1e-3 does).
+  Recurrent kinds: ``TOL_FD32_RECURRENT = 1e-1``: an output after T steps
+  carries the float32 rounding of every step before it (and float32's
+  polynomial exp/tanh, within 2 ulp but not smooth at the ulp level), so the
+  differences of small gradients are noisier (measured worst case: 6.1e-2,
+  gru seed 13). It still rejects a wrong sign or a transposed gradient; the
+  float64 differences and the float32 reference comparison are the tight
+  checks of these kinds.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ TOL64 = 1e-10
 TOL32 = 1e-4
 TOL_FD = 2e-6
 TOL_FD32 = 2e-2
+TOL_FD32_RECURRENT = 1e-1
+RECURRENT = {"simple_rnn", "gru", "lstm"}
 FD_EPS = {"float64": 1e-5, "float32": 3e-4}
 SEEDS = range(16)
 
@@ -240,6 +249,43 @@ def _layer_norm(rng, seed) -> Case:
     return [ln], shape
 
 
+def _recurrent(cls, rng, seed, **extra) -> Case:
+    """One recurrent layer (both directions, sequences or the final state, with and
+    without bias), alone, under a Dense over the last axis, or stacked."""
+    T, F, H = _odd(rng, 1, 5), _odd(rng, 1, 3), _odd(rng, 1, 3)
+    bidir, seqs = bool((seed // 2) % 2), seed % 3 != 0
+    D = 2 if bidir else 1
+    layers = [cls(F, H, bidirectional=bidir, return_sequences=seqs, bias=seed % 5 != 4, **extra)]
+    if seed % 4 == 1:
+        layers.append(bx.Dense(D * H, 3, activation="tanh"))
+    elif seed % 4 == 3 and seqs:
+        layers.append(cls(D * H, 2, bidirectional=not bidir, **extra))
+    return layers, (T, F)
+
+
+def _simple_rnn(rng, seed) -> Case:
+    return _recurrent(bx.SimpleRNN, rng, seed, nonlinearity=("tanh", "relu")[seed % 2])
+
+
+def _gru(rng, seed) -> Case:
+    return _recurrent(bx.GRU, rng, seed)
+
+
+def _lstm(rng, seed) -> Case:
+    return _recurrent(bx.LSTM, rng, seed)
+
+
+def _embedding(rng, seed) -> Case:
+    V, E = _odd(rng, 3, 7), _odd(rng, 1, 5)
+    shape = (_odd(rng, 1, 5),) if seed % 2 else (_odd(rng, 1, 3), _odd(rng, 1, 3))
+    layers = [bx.Embedding(V, E, padding_idx=(None, 0, -1)[seed % 3])]
+    if seed % 4 == 1:
+        layers.append(bx.Dense(E, 3, activation="tanh"))
+    elif seed % 4 == 3 and len(shape) == 1:
+        layers.append(bx.GRU(E, 3, return_sequences=True))
+    return layers, shape
+
+
 #: kind -> a function (rng, seed) -> (layers, input_shape or None) drawing a
 #: small network that contains the kind.
 GENERATORS: dict[str, Callable[[np.random.Generator, int], Case]] = {
@@ -259,7 +305,26 @@ GENERATORS: dict[str, Callable[[np.random.Generator, int], Case]] = {
     "batch_norm1d": lambda rng, seed: _batch_norm(rng, seed, 1),
     "batch_norm2d": lambda rng, seed: _batch_norm(rng, seed, 2),
     "layer_norm": _layer_norm,
+    "simple_rnn": _simple_rnn,
+    "gru": _gru,
+    "lstm": _lstm,
+    "embedding": _embedding,
 }
+
+def _token_ids(rng: np.random.Generator, net: bx.Network, n: int) -> np.ndarray:
+    """Ids of the first Embedding layer, never its padding_idx: that row's gradient is
+    zero by torch's convention, not by the calculus the finite differences check
+    (tests/test_recurrent.py covers padding ids against torch)."""
+    layer = net.layers[0]
+    ids = rng.integers(0, layer.num_embeddings - (layer.padding_idx is not None), (n, *net.input_shape))
+    if layer.padding_idx is not None:
+        ids[ids >= layer.padding_idx] += 1
+    return ids
+
+
+#: first-layer kind -> its input data (rng, net, n) -> X, for kinds whose input is
+#: not a real-valued tensor (token ids: no input gradient to check either).
+DATA: dict[str, Callable[[np.random.Generator, bx.Network, int], np.ndarray]] = {"embedding": _token_ids}
 CASES = [(kind, seed) for kind in GENERATORS for seed in SEEDS]
 
 
@@ -296,7 +361,8 @@ def _run(kind: str, seed: int, dtype: str) -> Run:
     net = bx.Network(layers, input_shape=input_shape, seed=seed, dtype=dtype)
     randomize(net, rng)
     n = (1, 3, 5)[seed % 3]  # batch 1 included
-    X = rng.standard_normal((n, *net.input_shape)).astype(dtype)
+    first = net.layers[0].kind
+    X = (DATA[first](rng, net, n) if first in DATA else rng.standard_normal((n, *net.input_shape))).astype(dtype)
     dY = rng.standard_normal((n, *net.output_shape)).astype(dtype)
     net.zero_grad()
     state = net._core.get_rng_state()
@@ -317,7 +383,8 @@ def _finite_differences(run: Run, eps: float) -> dict[str, np.ndarray]:
         return float(np.sum(run.net.forward(run.X, training=True).astype(np.float64) * dY64))
 
     params = dict(run.net.named_parameters())  # writable views of the C++ buffer
-    params["input"] = run.X
+    if run.net.layers[0].kind not in DATA:  # token ids have no gradient to check
+        params["input"] = run.X
     return ref.central_difference_gradients(loss, params, eps=eps)
 
 
@@ -362,7 +429,9 @@ def test_kind_matches_reference_and_finite_differences(kind, seed, dtype):
 
     # and against central differences
     numeric = _finite_differences(run, FD_EPS[dtype])
-    assert_grads_close(dict(run.grads, input=run.dX), numeric, TOL_FD if dtype == "float64" else TOL_FD32,
+    actual = dict(run.grads, input=run.dX) if "input" in numeric else run.grads
+    tol_fd32 = TOL_FD32_RECURRENT if _kinds_in(net.layers) & RECURRENT else TOL_FD32
+    assert_grads_close(actual, numeric, TOL_FD if dtype == "float64" else tol_fd32,
                        "backprop vs finite differences")
 
 

@@ -128,6 +128,7 @@ def test_stacked_network_with_per_step_loss_matches_torch():
     _randomize(net, rng)
     net.layers[0].weight[0] = 0
     X = rng.integers(1, V, size=(5, T_))
+    X[:, 0] = 0  # the padding id at a valid step of every sample
     y = rng.integers(0, V, size=(5, T_))
     y[np.arange(T_)[None, :] >= lengths[:, None]] = -100  # torch's ignore_index; ignored here too
     loss, grads = net.loss_and_gradients(X, y, lengths=lengths)
@@ -153,7 +154,7 @@ def test_stacked_network_with_per_step_loss_matches_torch():
         for name in net.layers[k].param_names:
             expected[f"{k}.{name}"] = getattr(mod, _torch_name(name)).grad
     assert_grads_close(grads, {k: v.numpy() for k, v in expected.items()}, 1e-10)
-    assert not np.any(grads["0.weight"][0]), "padding_idx gets no gradient"
+    assert not np.any(grads["0.weight"][0]) and np.any(expected["0.weight"].numpy()), "padding_idx: no gradient"
     unused = sorted(set(range(V)) - set(X[np.arange(T_)[None, :] < lengths[:, None]].tolist()))
     assert not np.any(grads["0.weight"][unused]), "rows of ids not in the batch are untouched"
     # accuracy and loss of evaluate count the real steps only

@@ -525,6 +525,32 @@ def _t_layer_norm(layer, x, params, name, masks):
     return F.layer_norm(x, tuple(layer["normalized_shape"]), W, b, eps=layer["eps"])
 
 
+def _t_recurrent(layer, x, params, name, masks):
+    """torch.nn.RNN/GRU/LSTM (batch_first) with the layer's weights; the output
+    sequence, or h_n's directions concatenated."""
+    cls = {"simple_rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[layer["kind"]]
+    extra = {"nonlinearity": layer.get("nonlinearity", "tanh")} if layer["kind"] == "simple_rnn" else {}
+    rnn = cls(layer["input_size"], layer["hidden_size"], bias=layer.get("bias", True), batch_first=True,
+              bidirectional=layer.get("bidirectional", False), dtype=F64, **extra)
+    with torch.no_grad():
+        for pname, value in layer["params"].items():
+            base = pname.removesuffix("_reverse")
+            getattr(rnn, f"{base}_l0" + ("_reverse" if base != pname else "")).copy_(t64(value))
+    for pname in layer["params"]:
+        base = pname.removesuffix("_reverse")
+        params[name + pname] = getattr(rnn, f"{base}_l0" + ("_reverse" if base != pname else ""))
+    out, h = rnn(x)
+    if layer.get("return_sequences", False):
+        return out
+    h = h[0] if isinstance(h, tuple) else h
+    return torch.cat(tuple(h), dim=-1)
+
+
+def _t_embedding(layer, x, params, name, masks):
+    W = params[name + "weight"] = t64(layer["params"]["weight"], True)
+    return F.embedding(x.detach().long(), W, padding_idx=layer.get("padding_idx"))
+
+
 #: kind -> its torch form (layer, x, params, name prefix, masks) -> y; the
 #: parameters it creates are added to `params` under their state_dict names.
 TORCH_KINDS = {
@@ -546,6 +572,10 @@ TORCH_KINDS = {
     "batch_norm1d": _t_batch_norm,
     "batch_norm2d": _t_batch_norm,
     "layer_norm": _t_layer_norm,
+    "simple_rnn": _t_recurrent,
+    "gru": _t_recurrent,
+    "lstm": _t_recurrent,
+    "embedding": _t_embedding,
 }
 
 
@@ -570,7 +600,20 @@ def _all_kinds_stack(rng):
             {"kind": "residual", "layers": [act("gelu")]}]
     return [_dense(rng, 4, 5, "elu"), act("softmax"), {"kind": "dropout", "p": 0.25},
             {"kind": "residual", "layers": body}, {"kind": "flatten"}, _dense(rng, 30, 6, "leaky_relu"),
-            {"kind": "reshape", "shape": (2, -1)}, act("sigmoid")]
+            {"kind": "reshape", "shape": (2, -1)}, act("sigmoid"),
+            _recurrent(rng, "gru", 3, 4, bidirectional=True, return_sequences=True),
+            _recurrent(rng, "simple_rnn", 8, 3, return_sequences=True, nonlinearity="relu"),
+            _recurrent(rng, "lstm", 3, 2, bidirectional=True)]
+
+
+def _recurrent(rng, kind, n_in, hidden, bidirectional=False, return_sequences=False, **extra):
+    G = {"simple_rnn": 1, "gru": 3, "lstm": 4}[kind] * hidden
+    params = {}
+    for s in ["", "_reverse"][:2 if bidirectional else 1]:
+        params.update({"weight_ih" + s: rng.uniform(-0.6, 0.6, (G, n_in)), "weight_hh" + s: rng.uniform(-0.6, 0.6, (G, hidden)),
+                       "bias_ih" + s: rng.uniform(-0.6, 0.6, G), "bias_hh" + s: rng.uniform(-0.6, 0.6, G)})
+    return {"kind": kind, "input_size": n_in, "hidden_size": hidden, "bidirectional": bidirectional,
+            "return_sequences": return_sequences, "params": params, **extra}
 
 
 def _conv(rng, kind, c_in, c_out, kernel, activation, **options):
@@ -656,7 +699,8 @@ def test_batch_norm_running_update_matches_torch(rng):
 def test_layer_kinds_match_torch(training, rng):
     layers = _all_kinds_stack(rng)
     window_kinds = {layer["kind"] for layer in _window_kinds_stack(rng)}  # test_window_kinds_match_torch
-    assert {layer["kind"] for layer in layers} | {"residual"} | window_kinds == set(ref.KINDS)
+    # embedding's input is ids: test_embedding_matches_torch
+    assert {layer["kind"] for layer in layers} | {"residual", "embedding"} | window_kinds == set(ref.KINDS)
     x = rng.standard_normal((3, 2, 3, 4))
     masks = [(rng.random((3, 2, 3, 5)) > 0.25).astype(float), (rng.random((3, 2, 3, 5)) > 0.5).astype(float)]
     out_shape, param_shapes = ref.stack_shapes(layers, (2, 3, 4))
@@ -676,6 +720,24 @@ def test_layer_kinds_match_torch(training, rng):
     close(dx, gx)
     for key, gt in zip(params, g):
         close(grads[key], gt)
+
+
+def test_embedding_matches_torch(rng):
+    """Ids (3, 2, 4) including the padding id, through Embedding and a Dense layer."""
+    layers = [{"kind": "embedding", "num_embeddings": 6, "embedding_dim": 3, "padding_idx": 2,
+               "params": {"weight": rng.standard_normal((6, 3))}}, _dense(rng, 3, 4, "tanh")]
+    x = rng.integers(0, 6, size=(3, 2, 4)).astype(np.float64)
+    x[0, 0, 0] = 2
+    dout = rng.standard_normal((3, 2, 4, 4))
+    out, dx, grads = ref.network_vjp(layers, x, dout)
+    params = {}
+    out_t = torch_stack(layers, t64(x), params, None)
+    g = torch.autograd.grad((out_t * t64(dout)).sum(), list(params.values()))
+    close(out, out_t)
+    assert not np.any(dx)
+    for key, gt in zip(params, g):
+        close(grads[key], gt)
+    assert not np.any(grads["0.weight"][2])
 
 
 @pytest.mark.parametrize("weighted", [False, True])

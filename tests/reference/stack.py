@@ -33,6 +33,8 @@ from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
 from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from .embedding import embedding_backward, embedding_forward, embedding_shapes
+from .recurrent import recurrent_backward, recurrent_forward, recurrent_shapes
 from .reshape import flatten_shape, reshape_backward, reshape_forward, resolve_shape
 
 __all__ = [
@@ -62,6 +64,7 @@ class Pass:
 
     training: bool = False
     masks: list[np.ndarray] = field(default_factory=list)
+    lengths: np.ndarray | None = None  # valid steps per sample, for the recurrent layers
 
     def next_mask(self) -> np.ndarray:
         if not self.masks:
@@ -374,6 +377,24 @@ def _layer_norm_shapes(layer, shape):
     return tuple(shape), params
 
 
+# ---- recurrent: SimpleRNN, GRU, LSTM as plain time loops (recurrent.py) ----------
+def _recurrent_forward(layer, x, ctx):
+    return recurrent_forward(layer, x, ctx.lengths)
+
+
+def _recurrent_backward(layer, cache, dy, ctx):
+    return recurrent_backward(layer, cache, dy)
+
+
+# ---- embedding: y = W[ids] (embedding.py) ----------------------------------------
+def _embedding_forward(layer, x, ctx):
+    return embedding_forward(layer, x)
+
+
+def _embedding_backward(layer, idx, dy, ctx):
+    return embedding_backward(layer, idx, dy)
+
+
 #: kind -> its forward, backward, shapes and final-activation key.
 KINDS: dict[str, Kind] = {
     "dense": Kind(_dense_forward, _dense_backward, _dense_shapes, activation_key="activation"),
@@ -392,6 +413,10 @@ KINDS: dict[str, Kind] = {
     "batch_norm1d": Kind(_batch_norm_forward, _batch_norm_backward, _batch_norm_shapes),
     "batch_norm2d": Kind(_batch_norm_forward, _batch_norm_backward, _batch_norm_shapes),
     "layer_norm": Kind(_layer_norm_forward, _layer_norm_backward, _layer_norm_shapes),
+    "simple_rnn": Kind(_recurrent_forward, _recurrent_backward, recurrent_shapes),
+    "gru": Kind(_recurrent_forward, _recurrent_backward, recurrent_shapes),
+    "lstm": Kind(_recurrent_forward, _recurrent_backward, recurrent_shapes),
+    "embedding": Kind(_embedding_forward, _embedding_backward, embedding_shapes),
 }
 
 

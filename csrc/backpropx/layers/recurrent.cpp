@@ -49,10 +49,12 @@ void to_time_major(const T* x, T* xt, std::size_t n, std::size_t steps, std::siz
       std::copy(x + (i * steps + t) * F, x + (i * steps + t + 1) * F, xt + (t * n + i) * F);
 }
 
-// Runs body(d) for each direction, on two threads when there are.
+// Runs body(d) for each direction, on two threads when there are and a
+// direction has kThreadWork multiply-adds or more (below that, waking a
+// second thread costs more than it saves).
 template <class Body>
-void each_direction(std::size_t D, Body&& body) {
-  if (D == 2 && get_num_threads() > 1) parallel_for(2, body);
+void each_direction(std::size_t D, std::size_t work, Body&& body) {
+  if (D == 2 && work >= kThreadWork && get_num_threads() > 1) parallel_for(2, body);
   else
     for (std::size_t d = 0; d < D; ++d) body(d);
 }
@@ -210,7 +212,7 @@ void Recurrent<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std
   const bool training = buffers.cache != nullptr;
   T* xt = buffers.scratch;
   to_time_major(x, xt, n, T_, F_);
-  each_direction(D_, [&](std::size_t d) {
+  each_direction(D_, T_ * n * G_ * H_ * (F_ + H_), [&](std::size_t d) {
     run_forward(d, xt, y, memory(buffers, n, d, training), n, pass.lengths);
   });
 }
@@ -285,7 +287,7 @@ void Recurrent<T>::backward(const T* x, const T*, const LayerBuffers<T>& buffers
                             std::size_t n, const Pass& pass) {
   T* xt = buffers.scratch;
   to_time_major(x, xt, n, T_, F_);  // scratch does not outlive a call: transpose again
-  each_direction(D_, [&](std::size_t d) {
+  each_direction(D_, T_ * n * G_ * H_ * (F_ + H_), [&](std::size_t d) {
     run_backward(d, xt, dy, memory(buffers, n, d, true), n, pass.lengths);
   });
   if (dx == nullptr) return;
