@@ -280,11 +280,11 @@ def test_mnist1d_gru(in_tmp, offline, capsys):
     """The paper's bidirectional GRU at small settings (the full run is 6000 steps, 3 seeds:
     README); the data set is generated offline, nothing is downloaded or written."""
     pytest.importorskip("mnist1d")
-    accuracy = load_example("mnist1d_gru").main(steps=160, seeds=1, num_samples=1000)
+    accuracy = load_example("mnist1d_gru").main(steps=80, seeds=1, num_samples=1000)
     out = capsys.readouterr().out
     assert "MNIST-1D: 800 training, 200 test sequences of 40 steps" in out
-    assert re.search(r"seed 0: 20 epochs \(160 steps\) in [\d.]+ s, test accuracy [\d.]+%", out)
-    assert accuracy > 0.35  # chance is 0.1; 160 steps on 800 samples reach ~0.5
+    assert re.search(r"seed 0: 10 epochs \(80 steps\) in [\d.]+ s, test accuracy [\d.]+%", out)
+    assert accuracy > 0.3  # chance is 0.1; 80 steps on 800 samples reach 0.38
     assert list(in_tmp.iterdir()) == []
 
 
