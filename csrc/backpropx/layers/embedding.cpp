@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "backpropx/parallel.hpp"
@@ -65,7 +66,9 @@ void Embedding<T>::check_input(const T* x, std::size_t n) const {
     const T id = x[i];
     if (!(id >= T(0) && id < top && id == std::floor(id))) {  // NaN fails too
       const std::size_t s = i / ids_;
-      throw std::invalid_argument("token id " + std::to_string(static_cast<double>(id)) + " of sample " +
+      char value[32];
+      std::snprintf(value, sizeof value, "%.17g", static_cast<double>(id));
+      throw std::invalid_argument("token id " + std::string(value) + " of sample " +
                                   std::to_string(s) + " (position " + std::to_string(i % ids_) +
                                   ") is not an integer in [0, " + std::to_string(num_) +
                                   ") for an Embedding of " + std::to_string(num_) + " rows");
