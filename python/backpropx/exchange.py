@@ -178,7 +178,11 @@ def from_torch(module: Any, dtype: Any = None, input_shape: Any = None) -> Any:
     ``nn.ELU`` with alpha 1, ``nn.GELU`` with approximate='none',
     ``nn.Softmax`` over the last axis, ``nn.Identity``), ``nn.Dropout(p)``,
     ``nn.Flatten()``, ``nn.Unflatten(1, shape)`` and the Residual module
-    written by `to_torch`. An activation right after a Linear becomes that
+    written by `to_torch`; ``nn.RNN``, ``nn.GRU``, ``nn.LSTM`` with
+    ``batch_first=True`` (a bare one stands for its output sequence; wrapped
+    in the module `to_torch` writes, for its final states; ``num_layers > 1``
+    becomes several layers, its ``dropout`` Dropout layers between them) and
+    ``nn.Embedding``. An activation right after a Linear becomes that
     Dense layer's ``activation``; any other becomes an ``Activation`` layer.
     Anything else raises ValueError naming the module and the reason.
 
@@ -219,7 +223,10 @@ def to_torch(net: Any) -> Any:
 
     Each layer becomes the torch module(s) its class names (Dense: ``nn.Linear``
     plus its activation module; Dropout: ``nn.Dropout(p)``; Flatten:
-    ``nn.Flatten()``; Residual: a module computing ``x + body(x)``); the
+    ``nn.Flatten()``; Residual: a module computing ``x + body(x)``; SimpleRNN,
+    GRU, LSTM: a module around ``nn.RNN/GRU/LSTM(batch_first=True)``
+    returning the output sequence or the final states; Embedding:
+    ``nn.Embedding``, which takes integer (``LongTensor``) ids); the
     parameters keep the network's dtype. The result is in eval mode (Dropout
     inactive), as for ``predict``; call ``.train()`` to train it.
     """
