@@ -6,6 +6,7 @@
 #include "backpropx/gemm.hpp"
 #include "backpropx/layers/recurrent_cells.hpp"
 #include "backpropx/parallel.hpp"
+#include "kernels/gemm_isa.hpp"
 
 namespace bpx {
 
@@ -19,16 +20,39 @@ namespace {
 constexpr std::size_t kStepRows = 48;
 constexpr std::size_t kThreadWork = std::size_t{1} << 18;
 
+// Threads for tasks of `work` multiply-adds in all: 1 below kThreadWork, else
+// what the GEMM's policy grants (1 while it backs off from a core that
+// another process holds, see kernels/gemm_threads.cpp).
+std::size_t threads_for(std::size_t work) {
+  if (work < kThreadWork || omp_in_parallel()) return 1;
+  return static_cast<std::size_t>(kernels::gemm_threads(1e30));
+}
+
+// Runs body(t) for t in [0, tasks) on `threads` threads, and reports to the
+// GEMM's policy how long the caller waited for the others, as products do:
+// a core busy elsewhere then makes the next steps run on one thread.
+template <class Body>
+void run_tasks(std::size_t tasks, std::size_t threads, Body&& body) {
+  if (threads <= 1 || tasks <= 1) {
+    for (std::size_t t = 0; t < tasks; ++t) body(t);
+    return;
+  }
+  const std::int64_t start = kernels::gemm_clock_ns();
+  std::int64_t caller_done = start;
+  parallel_for(tasks, [&](std::size_t t) {
+    body(t);
+    if (omp_get_thread_num() == 0) caller_done = kernels::gemm_clock_ns();
+  });
+  const std::int64_t end = kernels::gemm_clock_ns();
+  kernels::gemm_threads_report(end - caller_done, end - start);
+}
+
 template <class Body>
 void for_step_blocks(std::size_t n, std::size_t work, Body&& body) {
   std::size_t blocks = (n + kStepRows - 1) / kStepRows;
-  const std::size_t threads = static_cast<std::size_t>(get_num_threads());
-  const bool share = threads > 1 && work >= kThreadWork && !omp_in_parallel() && n >= 2 * threads;
-  if (share) blocks = (std::max(blocks, threads) + threads - 1) / threads * threads;
-  auto run = [&](std::size_t b) { body(n * b / blocks, n * (b + 1) / blocks); };
-  if (share) parallel_for(blocks, run);
-  else
-    for (std::size_t b = 0; b < blocks; ++b) run(b);
+  const std::size_t threads = n >= 2 * kStepRows / 4 ? threads_for(work) : 1;
+  if (threads > 1) blocks = (std::max(blocks, threads) + threads - 1) / threads * threads;
+  run_tasks(blocks, threads, [&](std::size_t b) { body(n * b / blocks, n * (b + 1) / blocks); });
 }
 
 std::size_t gate_count(Cell c) {
@@ -54,9 +78,7 @@ void to_time_major(const T* x, T* xt, std::size_t n, std::size_t steps, std::siz
 // second thread costs more than it saves).
 template <class Body>
 void each_direction(std::size_t D, std::size_t work, Body&& body) {
-  if (D == 2 && work >= kThreadWork && get_num_threads() > 1) parallel_for(2, body);
-  else
-    for (std::size_t d = 0; d < D; ++d) body(d);
+  run_tasks(D, D == 2 ? threads_for(work) : 1, body);
 }
 }  // namespace
 
