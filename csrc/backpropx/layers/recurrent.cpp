@@ -18,6 +18,7 @@ namespace {
 // per step) once a step has kThreadWork multiply-adds. Rows are independent,
 // so the blocks never change a result.
 constexpr std::size_t kStepRows = 48;
+constexpr std::size_t kMinBlockRows = 12;  // a micro-tile: blocks shared by threads are no smaller
 constexpr std::size_t kThreadWork = std::size_t{1} << 18;
 
 // Threads for tasks of `work` multiply-adds in all: 1 below kThreadWork, else
@@ -50,7 +51,7 @@ void run_tasks(std::size_t tasks, std::size_t threads, Body&& body) {
 template <class Body>
 void for_step_blocks(std::size_t n, std::size_t work, Body&& body) {
   std::size_t blocks = (n + kStepRows - 1) / kStepRows;
-  const std::size_t threads = n >= 2 * kStepRows / 4 ? threads_for(work) : 1;
+  const std::size_t threads = n >= 2 * kMinBlockRows ? threads_for(work) : 1;
   if (threads > 1) blocks = (std::max(blocks, threads) + threads - 1) / threads * threads;
   run_tasks(blocks, threads, [&](std::size_t b) { body(n * b / blocks, n * (b + 1) / blocks); });
 }
