@@ -56,6 +56,34 @@ void for_step_blocks(std::size_t n, std::size_t work, Body&& body) {
   run_tasks(blocks, threads, [&](std::size_t b) { body(n * b / blocks, n * (b + 1) / blocks); });
 }
 
+// C (m, N) = A (m, K) . B (K, N) + beta C (beta 0 or 1) for one step's row
+// block. Tiny products (MNIST-1D's GRU: 18 x 6 weights) are a plain loop:
+// at that size the GEMM's blocking and packing cost more than the product.
+constexpr std::size_t kSmallWeights = 1024;  // K * N at or below: the plain loop
+
+template <class T>
+BPX_ELEMENTWISE_CLONES void small_product(std::size_t m, std::size_t N, std::size_t K, const T* A,
+                                          std::size_t lda, const T* __restrict B, std::size_t ldb, bool beta,
+                                          T* __restrict C, std::size_t ldc) {
+  for (std::size_t i = 0; i < m; ++i) {
+    T* c = C + i * ldc;
+    if (!beta)
+      for (std::size_t j = 0; j < N; ++j) c[j] = T(0);
+    for (std::size_t k = 0; k < K; ++k) {
+      const T a = A[i * lda + k];
+      const T* b = B + k * ldb;
+      for (std::size_t j = 0; j < N; ++j) c[j] += a * b[j];
+    }
+  }
+}
+
+template <class T>
+void step_product(std::size_t m, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
+                  std::size_t ldb, bool beta, T* C, std::size_t ldc) {
+  if (K * N <= kSmallWeights) small_product(m, N, K, A, lda, B, ldb, beta, C, ldc);
+  else gemm<T>(Trans::N, Trans::N, m, N, K, T(1), A, lda, B, ldb, beta ? T(1) : T(0), C, ldc);
+}
+
 std::size_t gate_count(Cell c) {
   switch (c) {
     case Cell::rnn_tanh:
@@ -274,8 +302,7 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
     for_step_blocks(n, n * GH * H, [&](std::size_t r0, std::size_t r1) {
       // hp = h W_hh^T: hprev (N, H), W_hh^T (H, GH), rec (N, GH), rows [r0, r1)
       if (s == 0) std::fill(m.rec + r0 * GH, m.rec + r1 * GH, T(0));
-      else gemm<T>(Trans::N, Trans::N, r1 - r0, GH, H, T(1), hprev + r0 * H, H, m.whh_t, GH, T(0),
-                   m.rec + r0 * GH, GH);
+      else step_product<T>(r1 - r0, GH, H, hprev + r0 * H, H, m.whh_t, GH, false, m.rec + r0 * GH, GH);
       switch (cell_) {
         case Cell::rnn_tanh:
         case Cell::rnn_relu:
@@ -374,8 +401,7 @@ void Recurrent<T>::run_backward(std::size_t d, const T* xt, const T* dy, const M
       // forward hp = hprev W_hh^T:  dhprev (+)= dgh W_hh : dgh (N, GH), W_hh (GH, H); none
       // for the first step, whose state before is the constant zero
       if (s > 0)
-        gemm<T>(Trans::N, Trans::N, r1 - r0, H, GH, T(1), dgh + r0 * GH, GH, p.w_hh, H,
-                cell_ == Cell::gru ? T(1) : T(0), dh2 + r0 * H, H);
+        step_product<T>(r1 - r0, H, GH, dgh + r0 * GH, GH, p.w_hh, H, cell_ == Cell::gru, dh2 + r0 * H, H);
     });
     std::swap(dh, dh2);
     std::swap(dc, dc2);
