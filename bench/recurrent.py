@@ -12,7 +12,7 @@ R1  MNIST-1D GRU: bidirectional GRU(1, 6) over 40 steps, all outputs flattened i
 R2  LSTM(64, 256) over 50 steps, the last output into Linear(256, 10); cross-entropy,
     Adam(lr=1e-3), batch 64, 5,000 random normal samples, labels 0-9.
 
-Protocol (/work/shared/BENCH.md): float32; per peer one warm-up epoch, then --repeats
+Protocol (bench/BENCH.md): float32; per peer one warm-up epoch, then --repeats
 timed epochs, alternating the peers (repeat r starts with a different peer); only the
 epoch is timed. A cell is the median samples/s [min-max]; the ratio is backpropx's
 median over torch's, [min-max] over the per-repeat (paired) ratios. Threads:

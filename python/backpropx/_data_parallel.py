@@ -39,7 +39,7 @@ class DataParallel:
 
     # ---- the start of fit ------------------------------------------------
     def begin(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, val: Any, target: int,
-              callbacks: list[Any]) -> None:
+              callbacks: list[Any], lens: Any = None) -> None:
         """Check that every process trains the same thing, then make rank 0's
         parameters and optimizer state everyone's.
 
@@ -48,7 +48,7 @@ class DataParallel:
         process that left that sequence would leave the others waiting)."""
         mine, failure = None, None
         try:
-            mine = self._signature(Xc, values, labels, weights, val, target, callbacks)
+            mine = self._signature(Xc, values, labels, weights, val, target, callbacks, lens)
         except Exception as exc:
             failure = exc
         self.group.agree(failure=failure)   # also stops everyone if a process failed earlier in fit
@@ -65,7 +65,7 @@ class DataParallel:
         self._broadcast_state()
 
     def _signature(self, Xc: np.ndarray, values: Any, labels: Any, weights: Any, val: Any, target: int,
-                   callbacks: list[Any]) -> dict[str, Any]:
+                   callbacks: list[Any], lens: Any = None) -> dict[str, Any]:
         t = self.trainer
         return {
             "backpropx version": __version__,
@@ -79,8 +79,8 @@ class DataParallel:
             "epochs done": t.epochs_done,
             "epochs to reach": target,
             "callbacks": [type(cb).__name__ for cb in callbacks],
-            "training data (samples, features, targets)": _shape_of(Xc, values, labels, weights),
-            "training data fingerprint": _fingerprint(Xc, values, labels, weights),
+            "training data (samples, features, targets)": _shape_of(Xc, values, labels, weights, lens),
+            "training data fingerprint": _fingerprint(Xc, values, labels, weights, lens),
             "validation data (samples, features, targets)": None if val is None else _shape_of(*val),
             "validation data fingerprint": None if val is None else _fingerprint(*val),
         }
@@ -184,9 +184,9 @@ def _samples(a: Any, lo: int, hi: int, n: int) -> Any:
     return a[lo * per_sample:hi * per_sample]
 
 
-def _shape_of(Xc: np.ndarray, values: Any, labels: Any, weights: Any) -> tuple[Any, ...]:
+def _shape_of(Xc: np.ndarray, values: Any, labels: Any, weights: Any, lens: Any = None) -> tuple[Any, ...]:
     return (Xc.shape, None if values is None else values.shape, None if labels is None else labels.shape,
-            weights is not None)
+            weights is not None, lens is not None)
 
 
 def _fingerprint(*arrays: Any) -> str:

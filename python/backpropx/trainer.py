@@ -283,7 +283,7 @@ class Trainer:
         else:
             target = self.epochs_done + epochs
         if self._dp is not None:
-            self._dp.begin(Xc, values, labels, weights, val, target, callbacks)
+            self._dp.begin(Xc, values, labels, weights, val, target, callbacks, lens)
             if self._dp.rank != 0:   # one process speaks for all
                 verbose, warn_gradients = 0, False
 
