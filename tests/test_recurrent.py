@@ -439,3 +439,22 @@ def test_layer_api():
     emb = bx.Embedding(7, 2)
     bx.Network([emb], input_shape=(3,))
     assert abs(np.std(emb.weight) - 1) < 0.6
+
+
+def test_frozen_recurrent_layer_passes_the_gradient_on():
+    rng = np.random.default_rng(6)
+    net = bx.Network([bx.Dense(3, 4, activation="tanh"), bx.LSTM(4, 5, bidirectional=True), bx.Dense(10, 2)],
+                     input_shape=(6, 3), seed=2, dtype="float64")
+    net.layers[1].trainable = False
+    X = rng.standard_normal((5, 6, 3))
+    before = net.state_dict()
+    out = net.forward(X, training=True, lengths=[6, 2, 4, 1, 5])
+    net.zero_grad()
+    net.backward(rng.standard_normal(out.shape))
+    grads = {k: np.array(g) for k, g in net.named_gradients()}
+    assert all(not np.any(g) for k, g in grads.items() if k.startswith("1."))
+    assert np.any(grads["0.weight"]) and np.any(grads["2.weight"])  # the gradient went through the LSTM
+    bx.Trainer(net, batch_size=5).fit(X, rng.integers(0, 2, 5), verbose=0, lengths=[6, 2, 4, 1, 5])
+    after = net.state_dict()
+    for key in before:
+        assert np.array_equal(before[key], after[key]) == key.startswith("1."), key
