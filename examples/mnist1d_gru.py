@@ -24,11 +24,19 @@ import backpropx as bx
 
 def load_mnist1d(num_samples: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test), x as (n, 40, 1) float32 sequences."""
+    import random
+
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples = num_samples
-    data = make_dataset(args)  # generated from templates: no download
+    # make_dataset seeds the global NumPy and Python generators: keep the caller's
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)  # generated from templates: no download
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
     def as_sequences(x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32)[:, :, None]
     return as_sequences(data["x"]), data["y"].astype(np.int64), as_sequences(data["x_test"]), data["y_test"].astype(np.int64)

@@ -280,7 +280,12 @@ def test_mnist1d_gru(in_tmp, offline, capsys):
     """The paper's bidirectional GRU at small settings (the full run is 6000 steps, 3 seeds:
     README); the data set is generated offline, nothing is downloaded or written."""
     pytest.importorskip("mnist1d")
+    import random
+
+    np_state, py_state = np.random.get_state(), random.getstate()
     accuracy = load_example("mnist1d_gru").main(steps=80, seeds=1, num_samples=1000)
+    assert random.getstate() == py_state  # the callers' generators untouched
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_state))
     out = capsys.readouterr().out
     assert "MNIST-1D: 800 training, 200 test sequences of 40 steps" in out
     assert re.search(r"seed 0: 10 epochs \(80 steps\) in [\d.]+ s, test accuracy [\d.]+%", out)
