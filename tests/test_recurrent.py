@@ -458,3 +458,19 @@ def test_frozen_recurrent_layer_passes_the_gradient_on():
     after = net.state_dict()
     for key in before:
         assert np.array_equal(before[key], after[key]) == key.startswith("1."), key
+
+
+def test_lengths_pass_through_layers_that_keep_the_steps():
+    """Embedding -> LayerNorm over the features -> Dense -> GRU: every layer before the GRU
+    keeps the steps, so the lengths reach it; a padded sample equals the sample alone."""
+    rng = np.random.default_rng(12)
+
+    def build(steps):
+        return bx.Network([bx.Embedding(7, 4), bx.LayerNorm(4), bx.Dense(4, 4, activation="tanh"),
+                           bx.GRU(4, 3, bidirectional=True)], input_shape=(steps,), seed=3, dtype="float64")
+
+    long_net, short_net = build(6), build(4)
+    short_net.load_state_dict(long_net.state_dict())
+    X = rng.integers(0, 7, size=(2, 6))
+    out = long_net.predict(X, lengths=[4, 6])
+    assert_close(out[0], short_net.predict(X[:1, :4])[0], 1e-12, "padded vs alone")

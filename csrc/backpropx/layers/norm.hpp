@@ -72,6 +72,8 @@ class LayerNorm final : public Layer<T> {
   void bind(T* params, T* grads) override;
   // cache: [mean (rows) | rstd (rows)]
   std::size_t cache_size(std::size_t n) const override { return 2 * rows(n); }
+  // Normalising trailing axes only, each step of the first axis on its own.
+  bool keeps_steps() const override { return normalized_.size() < shape_.size(); }
   void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
                const Pass& pass) const override;
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,

@@ -60,6 +60,7 @@ void for_step_blocks(std::size_t n, std::size_t work, Body&& body) {
 // block. Tiny products (MNIST-1D's GRU: 18 x 6 weights) are a plain loop:
 // at that size the GEMM's blocking and packing cost more than the product.
 constexpr std::size_t kSmallWeights = 1024;  // K * N at or below: the plain loop
+constexpr std::size_t kNarrowHidden = 16;    // GRU cells below: gathered gate by gate (recurrent_cells.hpp)
 
 template <class T>
 BPX_ELEMENTWISE_CLONES void small_product(std::size_t m, std::size_t N, std::size_t K, const T* A,
@@ -197,7 +198,7 @@ std::size_t Recurrent<T>::scratch_per_direction(std::size_t n) const {
   const std::size_t GH = G_ * H_;
   std::size_t s = checked_mul(checked_mul(T_, n), GH) * (cell_ == Cell::gru ? 2 : 1);
   s += n * GH + 4 * n * H_ + GH + H_ + checked_mul(T_ * n, F_) + GH * H_;
-  s += checked_mul(T_ * n, F_ + H_ + 2) + GH * (F_ + H_ + 2);
+  s += checked_mul(T_ * n, F_ + H_ + 2) + GH * (F_ + H_ + 2) + 4 * n * H_;
   s += state_size(n) * (cell_ == Cell::lstm ? 2 : 1) + n * gates_width();
   return s;
 }
@@ -237,6 +238,8 @@ typename Recurrent<T>::Memory Recurrent<T>::memory(const LayerBuffers<T>& b, std
   s += T_ * n * (F_ + H_ + 2);
   m.wgrad = s;
   s += GH * (F_ + H_ + 2);
+  m.narrow = s;
+  s += 4 * n * H_;
   m.stored = training;
   T* c = training ? b.cache + d * cache_per_direction(n) : s;  // inference: the scratch tail
   m.states = c;
@@ -309,7 +312,11 @@ void Recurrent<T>::run_forward(std::size_t d, const T* xt, T* y, const Memory& m
           cells::rnn_forward(r0, r1, H, cell_ == Cell::rnn_relu, xp, m.rec, bx, h, lengths, t);
           break;
         case Cell::gru:
-          cells::gru_forward(r0, r1, H, xp, m.rec, bx, bhn, hprev, h, gates, lengths, t);
+          if (H < kNarrowHidden)
+            cells::gru_forward_narrow(r0, r1, H, xp, m.rec, bx, bhn, hprev, h, gates, lengths, t,
+                                      m.narrow + 4 * r0 * H);
+          else
+            cells::gru_forward(r0, r1, H, xp, m.rec, bx, bhn, hprev, h, gates, lengths, t);
           break;
         case Cell::lstm:
           cells::lstm_forward(r0, r1, H, xp, m.rec, bx, m.cells + prev_slot(d, t) * n * H,

@@ -60,6 +60,7 @@ class Recurrent final : public Layer<T> {
     T *dxt;                     // (T, N, F)
     T *whh_t;                   // W_hh^T (H, GH), transposed once per forward
     T *inputs, *wgrad;          // [xt | 1 | hprev | 1] (T*N, F+H+2) and its product (GH, F+H+2)
+    T *narrow;                  // (N, 4H): the narrow GRU cell's gate-major temporaries
     bool stored;                // states and gates persist in the cache (training)
   };
   std::size_t gates_width() const;  // W: the cache per row and step

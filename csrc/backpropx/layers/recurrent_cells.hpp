@@ -132,6 +132,63 @@ BPX_ELEMENTWISE_CLONES void gru_forward(std::size_t r0, std::size_t r1, std::siz
   }
 }
 
+// The same for narrow layers (H below a vector's width, MNIST-1D's GRU has
+// H = 6): a row's loops are too short to vectorise, so the gate inputs of
+// rows [r0, r1) are first gathered gate by gate into tmp (4 (r1-r0) H), the
+// sigmoid/tanh loops then run over all their (r1-r0) H values at once, and
+// the results are scattered to the row layout. The same operations in the
+// same order as gru_forward: the same bits.
+template <class T>
+BPX_ELEMENTWISE_CLONES void gru_forward_narrow(std::size_t r0, std::size_t r1, std::size_t H,
+                                               const T* __restrict xp, const T* __restrict hp,
+                                               const T* __restrict bx, const T* __restrict bhn,
+                                               const T* __restrict hprev, T* __restrict h,
+                                               T* __restrict gates, const std::int64_t* lengths,
+                                               std::size_t t, T* __restrict tmp) {
+  const std::size_t G = 3 * H, MH = (r1 - r0) * H;
+  T* ar = tmp;            // r's input, then r
+  T* az = tmp + MH;       // z's input, then z
+  T* an = tmp + 2 * MH;   // xp_n + b_in, then n
+  T* hn = tmp + 3 * MH;   // hp_n + b_hn
+  for (std::size_t i = r0; i < r1; ++i) {
+    const T* x = xp + i * G;
+    const T* p = hp + i * G;
+    const std::size_t o = (i - r0) * H;
+    for (std::size_t j = 0; j < H; ++j) {
+      ar[o + j] = x[j] + p[j] + bx[j];
+      az[o + j] = x[H + j] + p[H + j] + bx[H + j];
+      an[o + j] = x[2 * H + j] + bx[2 * H + j];
+      hn[o + j] = p[2 * H + j] + bhn[j];
+    }
+  }
+  const T* hp0 = hprev + r0 * H;
+  T* h0 = h + r0 * H;
+  for (std::size_t k = 0; k < MH; ++k) {
+    const T r = cells::sigmoid(ar[k]);
+    const T z = cells::sigmoid(az[k]);
+    const T n = cells::tanh(an[k] + r * hn[k]);
+    h0[k] = (T(1) - z) * n + z * hp0[k];
+    ar[k] = r;
+    az[k] = z;
+    an[k] = n;
+  }
+  for (std::size_t i = r0; i < r1; ++i) {
+    T* g = gates + i * 4 * H;
+    const std::size_t o = (i - r0) * H;
+    if (!valid(lengths, i, t)) {
+      for (std::size_t j = 0; j < H; ++j) h[i * H + j] = T(0);
+      for (std::size_t j = 0; j < 4 * H; ++j) g[j] = T(0);
+      continue;
+    }
+    for (std::size_t j = 0; j < H; ++j) {
+      g[j] = ar[o + j];
+      g[H + j] = az[o + j];
+      g[2 * H + j] = an[o + j];
+      g[3 * H + j] = hn[o + j];
+    }
+  }
+}
+
 // gates per row: i, f, g, o, tanh(c') (5H)
 template <class T>
 BPX_ELEMENTWISE_CLONES void lstm_forward(std::size_t r0, std::size_t r1, std::size_t H, const T* __restrict xp,
