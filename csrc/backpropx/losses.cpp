@@ -44,26 +44,35 @@ T row_weight(const Targets<T>& tg, std::size_t r) {
   return tg.weights ? tg.weights[r / tg.group] : T(1);
 }
 
-template <class T>
-double mse(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, double scale) {
-  const T* t = tg.values;
+// The loop the element-wise losses share: a padded row gets no loss and a
+// zero gradient; otherwise element(i, g) adds value i's loss (and writes its
+// gradient with g = grad_factor / C * row weight), and the row's mean enters
+// the sum weighted.
+template <class T, class Element>
+double mean_of_elements(const Targets<T>& tg, std::size_t N, std::size_t C, T* d, double grad_factor,
+                        Element element) {
   double sum = 0;
   for (std::size_t r = 0; r < N; ++r) {
     if (!row_counts(tg, r)) {
-      if (dx) std::fill(dx + r * C, dx + (r + 1) * C, T(0));
+      if (d) std::fill(d + r * C, d + (r + 1) * C, T(0));
       continue;
     }
-    const T g = static_cast<T>(2.0 * scale / static_cast<double>(C)) * row_weight(tg, r);
+    const T g = static_cast<T>(grad_factor / static_cast<double>(C)) * row_weight(tg, r);
     double row = 0;
-    for (std::size_t j = 0; j < C; ++j) {
-      const std::size_t i = r * C + j;
-      const T d = x[i] - t[i];
-      row += static_cast<double>(d) * static_cast<double>(d);
-      if (dx) dx[i] = g * d;
-    }
+    for (std::size_t j = 0; j < C; ++j) row += element(r * C + j, g);
     sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
   }
   return sum;
+}
+
+template <class T>
+double mse(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, double scale) {
+  const T* t = tg.values;
+  return mean_of_elements(tg, N, C, dx, 2.0 * scale, [&](std::size_t i, T g) {
+    const T d = x[i] - t[i];
+    if (dx) dx[i] = g * d;
+    return static_cast<double>(d) * static_cast<double>(d);
+  });
 }
 
 template <class T>
@@ -115,47 +124,23 @@ template <class T>
 double binary_cross_entropy(const T* p, Targets<T> tg, std::size_t N, std::size_t C, T* dp,
                             double scale) {
   const T* t = tg.values;
-  double sum = 0;
-  for (std::size_t r = 0; r < N; ++r) {
-    if (!row_counts(tg, r)) {
-      if (dp) std::fill(dp + r * C, dp + (r + 1) * C, T(0));
-      continue;
-    }
-    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
-    double row = 0;
-    for (std::size_t j = 0; j < C; ++j) {
-      const std::size_t i = r * C + j;
-      const T log_p = std::max(std::log(p[i]), T(-100));
-      const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
-      row -= static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
-      if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * g;
-    }
-    sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
-  }
-  return sum;
+  return mean_of_elements(tg, N, C, dp, scale, [&](std::size_t i, T g) {
+    const T log_p = std::max(std::log(p[i]), T(-100));
+    const T log_1mp = std::max(std::log1p(-p[i]), T(-100));
+    if (dp) dp[i] = (p[i] - t[i]) / std::max((T(1) - p[i]) * p[i], T(1e-12f)) * g;
+    return -static_cast<double>(t[i] * log_p + (T(1) - t[i]) * log_1mp);
+  });
 }
 
 template <class T>
 double poisson(const T* x, Targets<T> tg, std::size_t N, std::size_t C, T* dx, double scale) {
   const T* t = tg.values;
-  double sum = 0;
-  for (std::size_t r = 0; r < N; ++r) {
-    if (!row_counts(tg, r)) {
-      if (dx) std::fill(dx + r * C, dx + (r + 1) * C, T(0));
-      continue;
-    }
-    const T g = static_cast<T>(scale / static_cast<double>(C)) * row_weight(tg, r);
-    double row = 0;
-    for (std::size_t j = 0; j < C; ++j) {
-      const std::size_t i = r * C + j;
-      const double xi = static_cast<double>(x[i]), ti = static_cast<double>(t[i]);
-      // exp(x) - t x + xlogy(t, t) - t, with xlogy(0, 0) = 0
-      row += std::exp(xi) - ti * xi + (ti > 0 ? ti * std::log(ti) : 0.0) - ti;
-      if (dx) dx[i] = (std::exp(x[i]) - t[i]) * g;
-    }
-    sum += static_cast<double>(row_weight(tg, r)) * row / static_cast<double>(C);
-  }
-  return sum;
+  return mean_of_elements(tg, N, C, dx, scale, [&](std::size_t i, T g) {
+    const double xi = static_cast<double>(x[i]), ti = static_cast<double>(t[i]);
+    if (dx) dx[i] = (std::exp(x[i]) - t[i]) * g;
+    // exp(x) - t x + xlogy(t, t) - t, with xlogy(0, 0) = 0
+    return std::exp(xi) - ti * xi + (ti > 0 ? ti * std::log(ti) : 0.0) - ti;
+  });
 }
 
 template <class T>
