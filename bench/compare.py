@@ -13,6 +13,7 @@ the peer's, with [min-max] over the per-repeat (paired) ratios. Threads are
 set for every peer: bx.set_num_threads, torch.set_num_threads, and
 threadpoolctl for NumPy's OpenBLAS (which scikit-learn uses too).
 
+W4 trains with SGD (lr 0.01, momentum 0.9), the others with Adam (lr 1e-3).
 "W1-infer" is the forward pass of W1's network on batches of 1024 rows
 (net.predict vs a NumPy forward vs torch under no_grad, all ending in softmax).
 """
@@ -37,14 +38,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backpropx as bx  # noqa: E402
-from peers import available_peers  # noqa: E402
+from peers import ADAM, SGD_MOMENTUM, available_peers  # noqa: E402
 
-# name: layer sizes, batch, samples (full run), samples (--quick)
+# name: layer sizes, batch, samples (full run), samples (--quick), optimizer
 WORKLOADS: dict[str, dict[str, Any]] = {
-    "W1": {"sizes": [784, 256, 256, 10], "batch": 128, "samples": 60_000, "quick": 1_024},
-    "W2": {"sizes": [64, 32, 10], "batch": 32, "samples": 1_797, "quick": 1_797},
-    "W3": {"sizes": [1024, 1024, 1024, 10], "batch": 256, "samples": 20_000, "quick": 512},
-    "W1-infer": {"sizes": [784, 256, 256, 10], "batch": 1024, "samples": 1024, "quick": 1024},
+    "W1": {"sizes": [784, 256, 256, 10], "batch": 128, "samples": 60_000, "quick": 1_024, "opt": ADAM},
+    "W2": {"sizes": [64, 32, 10], "batch": 32, "samples": 1_797, "quick": 1_797, "opt": ADAM},
+    "W3": {"sizes": [1024, 1024, 1024, 10], "batch": 256, "samples": 20_000, "quick": 512, "opt": ADAM},
+    "W4": {"sizes": [2048, 1024, 10], "batch": 32, "samples": 10_000, "quick": 256, "opt": SGD_MOMENTUM},
+    "W1-infer": {"sizes": [784, 256, 256, 10], "batch": 1024, "samples": 1024, "quick": 1024, "opt": ADAM},
 }
 INFER_CALLS = {"full": 30, "quick": 2}  # forward passes of one 1024-row batch per timed repeat
 PEER_ORDER = ["backpropx", "numpy", "torch", "sklearn"]
@@ -103,7 +105,7 @@ def run_case(name: str, threads: int, peers: dict[str, type], repeats: int, quic
         for pname in PEER_ORDER:
             if pname not in peers or (infer and pname == "sklearn"):
                 continue
-            peer = peers[pname](spec["sizes"], spec["batch"], X, y)
+            peer = peers[pname](spec["sizes"], spec["batch"], X, y, optimizer=spec["opt"])
             if infer:
                 calls = INFER_CALLS["quick" if quick else "full"]
                 Xb = X
@@ -145,10 +147,13 @@ GEMM_SHAPES: list[tuple[str, int, int, int, bool, bool, str]] = [
     ("W3 1024->1024 fwd X.W^T", 256, 1024, 1024, False, True, "float32"),
     ("W3 1024->1024 dW = dY^T.X", 1024, 1024, 256, True, False, "float32"),
     ("W3 1024->1024 dX = dY.W", 256, 1024, 1024, False, False, "float32"),
+    ("W4 2048->1024 fwd X.W^T", 32, 1024, 2048, False, True, "float32"),
+    ("W4 2048->1024 dW = dY^T.X", 1024, 2048, 32, True, False, "float32"),
     ("skinny 128x256 . (10x256)^T", 128, 10, 256, False, True, "float32"),
     ("float64 square 512", 512, 512, 512, False, False, "float64"),
     ("float64 square 1024", 1024, 1024, 1024, False, False, "float64"),
     ("float64 W3 1024->1024 fwd", 256, 1024, 1024, False, True, "float64"),
+    ("float64 W3 1024->1024 dW = dY^T.X", 1024, 1024, 256, True, False, "float64"),
 ]
 GEMM_QUICK = {"square 256", "skinny 128x256 . (10x256)^T", "float64 square 512"}
 
@@ -265,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="untimed pause in seconds before each timed run (default 0.1; 0 with --quick)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown report to this file")
     ap.add_argument("--no-gemm", action="store_true", help="skip the GEMM comparison with NumPy's @")
+    ap.add_argument("--kernel", default=None,
+                    help="force backpropx's GEMM kernel (generic, avx2, avx512); to compare like with like, "
+                         "force OpenBLAS's too: OPENBLAS_CORETYPE=Haswell python bench/compare.py --kernel avx2")
     args = ap.parse_args(argv)
+    if args.kernel is not None:
+        try:
+            bx.set_kernel(args.kernel)
+        except ValueError as e:
+            ap.error(str(e))
 
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in workloads if w not in WORKLOADS]
@@ -325,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "(this process included), a hint of how busy the machine was",
         "- sizes: " + "; ".join(
             f"{w} {'-'.join(map(str, WORKLOADS[w]['sizes']))} batch {WORKLOADS[w]['batch']}, "
+            f"{WORKLOADS[w]['opt'][0]} {WORKLOADS[w]['opt'][1]}, "
             + (f"{INFER_CALLS['quick' if args.quick else 'full']} forward passes per repeat" if w.endswith("-infer")
                else f"{WORKLOADS[w]['quick' if args.quick else 'samples']:,} samples")
             for w in workloads),

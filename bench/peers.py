@@ -9,8 +9,9 @@ outside any timing. Then:
     peer.predict(Xb)   the forward pass (softmax probabilities) of one batch
 
 Every peer trains ``sizes = [in, h1, ..., 10]`` with ReLU hidden layers and a
-softmax output under cross-entropy, Adam(lr=1e-3, betas=(0.9, 0.999),
-eps=1e-8), float32, shuffling every epoch. Torch and scikit-learn are
+softmax output under cross-entropy, float32, shuffling every epoch, with the
+workload's optimizer: ``ADAM`` (lr 1e-3, betas (0.9, 0.999), eps 1e-8) or
+``SGD_MOMENTUM`` (lr 0.01, momentum 0.9, torch.optim.SGD's rule). Torch and scikit-learn are
 imported lazily: this module works with NumPy and backpropx alone.
 """
 
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 
 LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
+ADAM = ("adam", {"lr": LR})
+SGD_MOMENTUM = ("sgd", {"lr": 0.01, "momentum": 0.9})
 
 
 # ---------------------------------------------------------------- backpropx
@@ -30,14 +33,17 @@ class BackpropxPeer:
 
     name = "backpropx"
 
-    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0,
+                 optimizer: tuple[str, dict[str, float]] = ADAM) -> None:
         import backpropx as bx
 
         last = len(sizes) - 2
         layers = [bx.Dense(sizes[k], sizes[k + 1], activation="softmax" if k == last else "relu")
                   for k in range(len(sizes) - 1)]
         self.net = bx.Network(layers, seed=seed)
-        self.trainer = bx.Trainer(self.net, loss="cross_entropy", optimizer=bx.Adam(lr=LR),
+        kind, hyper = optimizer
+        opt = bx.Adam(**hyper) if kind == "adam" else bx.SGD(**hyper)
+        self.trainer = bx.Trainer(self.net, loss="cross_entropy", optimizer=opt,
                                   batch_size=batch, shuffle=True, seed=seed)
         self.X, self.y = X, y
 
@@ -62,8 +68,10 @@ class NumpyMLP:
 
     name = "numpy"
 
-    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0,
+                 optimizer: tuple[str, dict[str, float]] = ADAM) -> None:
         self.sizes, self.batch, self.X, self.y = sizes, batch, X, y
+        self.kind, self.hyper = optimizer
         self.rng = np.random.default_rng(seed)
         shapes = [(sizes[k], sizes[k + 1]) for k in range(len(sizes) - 1)]
         total = sum(i * o + o for i, o in shapes)
@@ -132,8 +140,19 @@ class NumpyMLP:
                 # h = relu(z)  =>  dz = dh * (h > 0)
                 dh *= acts[k] > 0
                 d = dh
-        self._adam()
+        if self.kind == "adam":
+            self._adam()
+        else:
+            self._sgd()
         return loss
+
+    def _sgd(self) -> None:
+        """b = mu b + g (b starts at 0, so the first step is b = g); p -= lr b   (torch.optim.SGD)."""
+        b = self.m  # Adam's first moment buffer, unused by SGD
+        b *= np.float32(self.hyper["momentum"])
+        b += self.grads
+        np.multiply(b, np.float32(self.hyper["lr"]), out=self.tmp)
+        self.params -= self.tmp
 
     def _adam(self) -> None:
         """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -177,7 +196,8 @@ class TorchPeer:
 
     name = "torch"
 
-    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0,
+                 optimizer: tuple[str, dict[str, float]] = ADAM) -> None:
         import torch
         from torch import nn
 
@@ -189,7 +209,9 @@ class TorchPeer:
             if k < len(sizes) - 2:
                 mods.append(nn.ReLU())
         self.model = nn.Sequential(*mods)  # logits; CrossEntropyLoss applies the softmax
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
+        kind, hyper = optimizer
+        make = torch.optim.Adam if kind == "adam" else torch.optim.SGD
+        self.opt = make(self.model.parameters(), **hyper)
         self.loss_fn = nn.CrossEntropyLoss()
         self.X = torch.from_numpy(X)
         self.y = torch.from_numpy(y.astype(np.int64))
@@ -219,18 +241,23 @@ class SklearnPeer:
     """scikit-learn's MLPClassifier, one epoch per call (max_iter=1).
 
     ``partial_fit`` with ``max_iter=1`` runs exactly one shuffled epoch and,
-    unlike ``fit(warm_start=True)``, keeps the Adam state between epochs, as
+    unlike ``fit(warm_start=True)``, keeps the optimizer state between epochs, as
     the other peers do. No L2 penalty (alpha=0), float32 input (kept float32).
     """
 
     name = "sklearn"
 
-    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, seed: int = 0,
+                 optimizer: tuple[str, dict[str, float]] = ADAM) -> None:
         from sklearn.neural_network import MLPClassifier
 
-        self.clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu", solver="adam",
-                                 alpha=0.0, batch_size=batch, learning_rate_init=LR, beta_1=BETA1,
-                                 beta_2=BETA2, epsilon=EPS, max_iter=1, shuffle=True, random_state=seed)
+        kind, hyper = optimizer
+        solver = ({"solver": "adam", "learning_rate_init": hyper["lr"], "beta_1": BETA1, "beta_2": BETA2,
+                   "epsilon": EPS} if kind == "adam" else
+                  {"solver": "sgd", "learning_rate_init": hyper["lr"], "momentum": hyper["momentum"],
+                   "nesterovs_momentum": False})
+        self.clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu", alpha=0.0,
+                                 batch_size=batch, max_iter=1, shuffle=True, random_state=seed, **solver)
         self.X, self.y = X, y
         self.classes = np.arange(sizes[-1])
         self.first = True
