@@ -55,6 +55,12 @@ struct Pass {
   // or null when every step is valid. A layer sees it only while every layer
   // before it keeps that axis (keeps_steps); backward gets forward's.
   const std::int64_t* lengths = nullptr;
+  // Backward writes (=) the parameter gradients instead of adding to them:
+  // the fit loop's first contribution to a fresh gradient, which saves
+  // zeroing the gradient buffer and reading it back on every step. Layers
+  // that write fresh gradients themselves say so (writes_fresh_gradients);
+  // the stack zeroes every other layer's gradients first.
+  bool fresh_gradients = false;
 };
 
 // Memory a layer receives for one call over n samples.
@@ -105,6 +111,9 @@ class Layer {
   // parameter gradients alone but still returns dx.
   virtual void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                         std::size_t n, const Pass& pass) = 0;
+  // True when backward honours Pass::fresh_gradients (writes every parameter
+  // gradient instead of adding to it). backward_sparse never does.
+  virtual bool writes_fresh_gradients() const { return false; }
 
   // Sparse (CSR) input rows, for a first layer that reads them without
   // densifying them (Dense over 1-d samples). backward_sparse adds parameter

@@ -169,6 +169,7 @@ void Network<T>::backward_from(Input<T> x, T* dlast, bool at_logits, T* dx, std:
     activation_backward_bias<T>(Activation::softmax, nullptr, ws.probs.data(), dlast, nullptr,
                                 n * rows_per_sample(), classes());
   if (lowest >= stack_.size()) {
+    if (pass.fresh_gradients) zero_grad();
     if (dx) std::memcpy(dx, dlast, n * in_size_ * sizeof(T));  // unreachable with dx: lowest is 0
     return;
   }
@@ -200,7 +201,10 @@ double Network<T>::forward_backward(Input<T> x, Targets<T> y, std::size_t n, Los
   const double sum = loss_forward_backward(loss, input, y, rows, C, delta, wsum > 0 ? 1.0 / wsum : 0.0);
   const double value = wsum > 0 ? sum / wsum : 0.0;
   if (correct) *correct += count_correct(loss, input, y, rows, C);
-  if (!std::isfinite(value)) return value;  // the caller decides; no gradient is applied
+  if (!std::isfinite(value)) {  // the caller decides; no gradient is applied
+    if (pass.fresh_gradients) zero_grad();  // no backward ran: the fresh gradient is zero
+    return value;
+  }
   // Layers below the lowest trainable one need no backward pass at all.
   backward_from(x, delta, loss == Loss::cross_entropy, nullptr, n, ws, pass, lowest_trainable());
   return value;

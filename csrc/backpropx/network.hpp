@@ -119,7 +119,7 @@ class Network {
   void backward(const T* x, const T* dy, T* dx, std::size_t n, Workspace<T>& ws, const Pass& pass);
 
   // forward, loss, backward: the fit path. Gradients are added to grads()
-  // (call zero_grad first for a fresh gradient). Returns the mean loss of
+  // (call zero_grad first), or written over them with pass.fresh_gradients. Returns the mean loss of
   // the n samples' rows (weighted by y.weights when given; rows of padded
   // steps excluded when pass.lengths is set) and adds the number of correct
   // rows to *correct when given.

@@ -4,13 +4,22 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "backpropx/parallel.hpp"
+#include "backpropx/reductions.hpp"
 
 namespace bpx {
 
+namespace {
+// Elements per block of run_step: a block's parameters and state are still in
+// cache when they are checked, and blocks fix the order of the sums.
+constexpr std::size_t kStepBlock = 4096;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+}  // namespace
+
 template <class T>
-void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& segments) {
+void Optimizer<T>::begin_step(const std::vector<Segment>& segments) {
   std::size_t total = 0;
   for (const Segment& s : segments) total += s.size;
   // State restored by load_state adopts the first layout it is used with;
@@ -25,22 +34,92 @@ void Optimizer<T>::step(T* params, const T* grads, const std::vector<Segment>& s
     const std::size_t buffers = state_names().size();
     require(buffers <= kMaxStateBuffers, "optimizer " + name() + " keeps too many state buffers");
     state_.assign(buffers, {});
-    for (std::size_t i = 0; i < buffers; ++i) state_[i].assign(total, initial_state(i));
+    state_bound_.assign(buffers, 0.0);
+    for (std::size_t i = 0; i < buffers; ++i) {
+      state_[i].assign(total, initial_state(i));
+      state_bound_[i] = std::fabs(static_cast<double>(initial_state(i)));
+    }
     state_ready_ = true;
     t_ = 0;
   }
   if (!same_layout || layout_.empty()) layout_ = segments;
   ++t_;
-  std::size_t state_offset = 0;
+}
+
+template <class T>
+double Optimizer<T>::step_bound(double param_max, double grad_max) {
+  if (!(param_max < kInf) || !(grad_max < kInf)) return kInf;
+  // A bound lost to an unbounded step is measured again (a rare pass).
+  for (std::size_t i = 0; i < state_bound_.size(); ++i)
+    if (!(state_bound_[i] < kInf)) state_bound_[i] = max_abs(state_[i].data(), state_[i].size());
+  double next[kMaxStateBuffers] = {};
+  return bound_step(param_max, grad_max, state_bound_.data(), next);
+}
+
+template <class T>
+StepReport Optimizer<T>::run_step(T* params, const T* grads, const std::vector<Segment>& segments,
+                                  double param_max, double grad_max, UpdateSums* sums) {
+  std::size_t blocks = 0;
+  for (const Segment& seg : segments) blocks += (seg.size + kStepBlock - 1) / kStepBlock;
+  if (block_max_.size() < blocks) {  // grows once; the batch loop then never allocates
+    block_max_.resize(blocks);
+    block_delta_sq_.resize(blocks);
+    block_before_sq_.resize(blocks);
+  }
+  if (sums) {
+    sums->delta_sq.assign(segments.size(), 0.0);
+    sums->before_sq.assign(segments.size(), 0.0);
+  }
+  std::size_t state_offset = 0, first_block = 0;
   for (const Segment& seg : segments) {
+    const std::size_t n_blocks = (seg.size + kStepBlock - 1) / kStepBlock;
     // Element-wise, so any split over threads gives the same bits.
-    parallel_rows(seg.size, 1 << 15, [&](std::size_t b, std::size_t e) {
+    parallel_rows(n_blocks, (std::size_t{1} << 15) / kStepBlock, [&](std::size_t b0, std::size_t b1) {
+      T before[kStepBlock];
       T* local[kMaxStateBuffers] = {};
-      for (std::size_t i = 0; i < state_.size(); ++i) local[i] = state_[i].data() + state_offset + b;
-      update(params + seg.offset + b, grads + seg.offset + b, local, e - b);
+      for (std::size_t b = b0; b < b1; ++b) {
+        const std::size_t lo = b * kStepBlock, count = std::min(kStepBlock, seg.size - lo);
+        T* p = params + seg.offset + lo;
+        for (std::size_t i = 0; i < state_.size(); ++i) local[i] = state_[i].data() + state_offset + lo;
+        if (sums) std::copy(p, p + count, before);
+        update(p, grads + seg.offset + lo, local, count);
+        block_max_[first_block + b] = max_abs(p, count);
+        if (sums) {
+          double d2 = 0, w2 = 0;
+          for (std::size_t i = 0; i < count; ++i) {
+            const double was = static_cast<double>(before[i]);
+            const double d = static_cast<double>(p[i]) - was;
+            d2 += d * d;
+            w2 += was * was;
+          }
+          block_delta_sq_[first_block + b] = d2;
+          block_before_sq_[first_block + b] = w2;
+        }
+      }
     });
     state_offset += seg.size;
+    first_block += n_blocks;
   }
+  StepReport report;
+  first_block = 0;
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    const std::size_t n_blocks = (segments[s].size + kStepBlock - 1) / kStepBlock;
+    for (std::size_t b = first_block; b < first_block + n_blocks; ++b) {
+      report.param_max = std::max(report.param_max, block_max_[b]);
+      if (sums) {
+        sums->delta_sq[s] += block_delta_sq_[b];
+        sums->before_sq[s] += block_before_sq_[b];
+      }
+    }
+    first_block += n_blocks;
+  }
+  report.finite = report.param_max < kInf;
+  // The state's bounds follow the rule; unknown inputs leave them unknown.
+  double next[kMaxStateBuffers] = {};
+  const bool bounded = param_max < kInf && grad_max < kInf &&
+                       bound_step(param_max, grad_max, state_bound_.data(), next) < kInf;
+  for (std::size_t i = 0; i < state_bound_.size(); ++i) state_bound_[i] = bounded ? next[i] : kInf;
+  return report;
 }
 
 template <class T>
@@ -52,6 +131,8 @@ void Optimizer<T>::load_state(std::vector<std::vector<T>> state, std::int64_t st
                                        " state buffers, got " + std::to_string(state.size()));
   for (const auto& b : state)
     require(b.size() == state.front().size(), "optimizer state buffers differ in length");
+  state_bound_.clear();
+  for (const auto& b : state) state_bound_.push_back(max_abs(b.data(), b.size()));
   state_ = std::move(state);
   state_ready_ = true;
   layout_.clear();
@@ -121,6 +202,15 @@ class Sgd final : public Optimizer<T> {
       p[i] += -rate * d;
     }
   }
+  double bound_step(double P, double G, const double* S, double* S_next) const override {
+    double d = G + std::fabs(wd_) * P;
+    if (momentum_ != 0) {
+      const double buf = this->t_ == 1 ? d : momentum_ * S[0] + std::fabs(1 - dampening_) * d;
+      S_next[0] = buf;
+      d = nesterov_ ? d + momentum_ * buf : buf;
+    }
+    return std::max(P + this->lr * d, d);  // d bounds g + wd p and the buffer too
+  }
 
  private:
   double momentum_, dampening_, wd_;
@@ -174,6 +264,20 @@ class AdamBase : public Optimizer<T> {
   }
 
  private:
+  // m stays between its old value and the gradient (a convex combination),
+  // and the denominator is at least eps.
+  double bound_step(double P, double G, const double* S, double* S_next) const override {
+    const double grad = G + (!decoupled_ ? wd_ * P : 0.0);
+    S_next[0] = std::max(S[0], grad);
+    S_next[1] = beta2_ * S[1] + (1 - beta2_) * grad * grad;
+    if (amsgrad_) S_next[2] = std::max(S[2], S_next[1]);
+    if (eps_ <= 0) return std::numeric_limits<double>::infinity();
+    const double step_size = this->lr / (1 - std::pow(beta1_, static_cast<double>(this->t_)));
+    const double kept = decoupled_ ? P * std::fabs(1 - this->lr * wd_) : P;
+    // m / denom and the gradient (which may exceed the step when eps is large)
+    return std::max(kept + step_size * S_next[0] / eps_, std::max(S_next[0] / eps_, S_next[0]));
+  }
+
   enum { kNoDecay, kL2, kDecoupled };
   struct Coefficients {
     T w1, b2, w2, eps, wd, decay, step_size, bc2_sqrt;
@@ -278,6 +382,21 @@ class RmsProp final : public Optimizer<T> {
       }
     }
   }
+  // The denominator is at least eps, except centered, where sqrt of a mean
+  // square minus a squared mean that rounding made negative is NaN.
+  double bound_step(double P, double G, const double* S, double* S_next) const override {
+    const double grad = G + wd_ * P;
+    S_next[0] = alpha_ * S[0] + (1 - alpha_) * grad * grad;
+    const std::size_t ga = momentum_ > 0 ? 2 : 1;
+    if (centered_) S_next[ga] = std::max(S[ga], grad);
+    if (centered_ || eps_ <= 0) {
+      if (momentum_ > 0) S_next[1] = std::numeric_limits<double>::infinity();
+      return std::numeric_limits<double>::infinity();
+    }
+    double step = grad / eps_;
+    if (momentum_ > 0) step = S_next[1] = momentum_ * S[1] + step;
+    return std::max(P + this->lr * step, std::max(step, grad));
+  }
 
  private:
   double alpha_, eps_, wd_, momentum_;
@@ -316,6 +435,13 @@ class Adagrad final : public Optimizer<T> {
       sum[i] += grad * grad;
       p[i] += -clr * (grad / (std::sqrt(sum[i]) + eps));
     }
+  }
+  double bound_step(double P, double G, const double* S, double* S_next) const override {
+    const double grad = G + wd_ * P;
+    S_next[0] = S[0] + grad * grad;
+    if (eps_ <= 0) return std::numeric_limits<double>::infinity();
+    const double clr = this->lr / (1 + static_cast<double>(this->t_ - 1) * lr_decay_);
+    return std::max(P + clr * grad / eps_, std::max(grad / eps_, grad));
   }
 
  private:
@@ -358,6 +484,12 @@ class Rprop final : public Optimizer<T> {
       p[i] += -sign * step[i];
       prev[i] = grad;
     }
+  }
+  // Each step moves a parameter by at most its step size, kept within [step_min, step_max].
+  double bound_step(double P, double G, const double* S, double* S_next) const override {
+    S_next[0] = G;
+    S_next[1] = std::min(std::max(S[1] * eta_plus_, step_min_), step_max_);
+    return std::max(P + S_next[1], S[1] * eta_plus_);  // the step grows before it is clamped
   }
 
  private:

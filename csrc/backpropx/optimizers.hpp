@@ -15,6 +15,18 @@
 
 namespace bpx {
 
+// What one step reports about the parameters it wrote.
+struct StepReport {
+  bool finite = true;    // every updated parameter is finite
+  double param_max = 0;  // the largest |p| over the updated ranges (+inf when not finite)
+};
+
+// For update ratios: per updated range, the sum of (p_after - p_before)^2
+// and of p_before^2, gathered while stepping (no copy of the parameters).
+struct UpdateSums {
+  std::vector<double> delta_sq, before_sq;
+};
+
 template <class T>
 class Optimizer {
  public:
@@ -25,9 +37,23 @@ class Optimizer {
   // Names of the per-element state buffers, e.g. {"exp_avg", "exp_avg_sq"}.
   virtual std::vector<std::string> state_names() const = 0;
 
-  // One update of params from grads over the given ranges. The first step,
-  // or a step over ranges of a different total size, starts fresh state.
-  void step(T* params, const T* grads, const std::vector<Segment>& segments);
+  // One update of params from grads over the given ranges, in three calls:
+  // begin_step starts step number steps() + 1 (the first step, or a step
+  // over ranges of a different total size, starts fresh state); step_bound
+  // bounds what it can write; run_step applies it in place.
+  void begin_step(const std::vector<Segment>& segments);
+  // An upper bound on every |p| after the begun step, given |p| <= param_max
+  // and |g| <= grad_max before it, from the rule and bounds on its state kept
+  // since the state started: +inf when the rule has none (a zero eps can
+  // divide 0 by 0). A finite bound well below the type's range proves that
+  // the step cannot overflow, so the caller needs no copy to undo it.
+  double step_bound(double param_max, double grad_max);
+  // Applies the begun step. Checks the parameters it wrote for finiteness
+  // and their largest magnitude block by block, while they are in cache;
+  // fills `sums` (one entry per segment) when given. Results do not depend
+  // on the thread count.
+  StepReport run_step(T* params, const T* grads, const std::vector<Segment>& segments,
+                      double param_max, double grad_max, UpdateSums* sums = nullptr);
 
   std::int64_t steps() const { return t_; }
   void set_steps(std::int64_t t) { t_ = t; }
@@ -37,6 +63,7 @@ class Optimizer {
   void reset() {
     t_ = 0;
     state_.clear();
+    state_bound_.clear();
     layout_.clear();
     state_ready_ = false;
   }
@@ -49,14 +76,22 @@ class Optimizer {
   // Updates count elements; s[i] points at this range of state buffer i.
   // t_ is already the number of this step (1 for the first).
   virtual void update(T* p, const T* g, T* const* s, std::size_t count) const = 0;
+  // The rule's bounds for step t_: given |p| <= P, |g| <= G and |state i| <=
+  // S[i] before it, returns a bound on every |p| after it and on every value
+  // computed on the way whose overflow would reach p (+inf when there is
+  // none), and writes bounds on the state after it into S_next. Exact
+  // arithmetic is enough: step_bound's caller leaves a wide margin for rounding.
+  virtual double bound_step(double P, double G, const double* S, double* S_next) const = 0;
 
   std::int64_t t_ = 0;
 
  private:
   static constexpr std::size_t kMaxStateBuffers = 4;
   std::vector<std::vector<T>> state_;
+  std::vector<double> state_bound_;  // >= max |state_[i]|
   bool state_ready_ = false;
   std::vector<Segment> layout_;  // the ranges the state belongs to
+  std::vector<double> block_max_, block_delta_sq_, block_before_sq_;  // run_step's per-block results
 };
 
 struct OptimizerConfig {

@@ -53,6 +53,7 @@ LayerStack<T>::LayerStack(std::vector<std::unique_ptr<Layer<T>>> layers, Shape i
 
 template <class T>
 void LayerStack<T>::bind(T* params, T* grads) {
+  grads_ = grads;
   for (std::size_t k = 0; k < layers_.size(); ++k)
     layers_[k]->bind(params + segments_[k].offset, grads + segments_[k].offset);
 }
@@ -148,6 +149,13 @@ void LayerStack<T>::backward(Input<T> x, T* dy, T* dx, std::size_t n, const View
     if (v.act[k] != nullptr) {
       first = k;
       break;
+    }
+  if (pass.fresh_gradients)  // layers that will not write their gradients start them at zero
+    for (std::size_t k = 0; k < layers_.size(); ++k) {
+      const bool writes = k >= lowest && v.act[k] != nullptr && layers_[k]->trainable() &&
+                          layers_[k]->writes_fresh_gradients() && !(k == 0 && x.sparse);
+      if (!writes && segments_[k].size > 0)
+        std::fill(grads_ + segments_[k].offset, grads_ + segments_[k].offset + segments_[k].size, T(0));
     }
   T* delta = dy;
   Pass unaligned = pass;

@@ -91,6 +91,7 @@ class LayerStack {
   Shape input_, output_;
   std::vector<Segment> segments_;
   std::size_t num_params_ = 0;
+  T* grads_ = nullptr;  // the gradients bind() received (for Pass::fresh_gradients)
   std::vector<Segment> buffer_segments_;
   std::size_t num_buffers_ = 0;
   std::size_t widest_ = 0;  // largest per-sample size among the input and non-aliasing outputs

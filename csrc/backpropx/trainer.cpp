@@ -1,6 +1,7 @@
 #include "backpropx/trainer.hpp"
 
 #include "backpropx/objective.hpp"
+#include "backpropx/reductions.hpp"
 #include "backpropx/update.hpp"
 
 #include <algorithm>
@@ -13,20 +14,6 @@
 namespace bpx {
 
 namespace {
-// Sum of squares in double, over eight interleaved partial sums (a fixed
-// order, so the result does not depend on threads, yet the loop pipelines).
-template <class T>
-double sum_squares(const T* p, std::size_t n) {
-  double lanes[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t j = 0; j < 8; ++j) lanes[j] += static_cast<double>(p[i + j]) * static_cast<double>(p[i + j]);
-  double sum = 0;
-  for (; i < n; ++i) sum += static_cast<double>(p[i]) * static_cast<double>(p[i]);
-  for (double lane : lanes) sum += lane;
-  return sum;
-}
-
 // A seed for process `rank`'s dropout stream from the shared generator's
 // state, which it does not advance (so a network without dropout draws the
 // shuffles of a single process).
@@ -133,6 +120,9 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
     pass.rng = &dropout_rng_;
   }
   bool drew = false;
+  // The largest |p|, known from each step's own report until Python code
+  // (a callback) may have written the parameters.
+  double param_max = kUnknownBound;
   EpochStats stats;
   const std::size_t batches = (n + bs - 1) / bs;
   double loss_sum = 0, weight_total = 0, correct = 0, counted = 0;
@@ -151,24 +141,35 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
       const Targets<T> rows_of = net_.with_lengths(target, pass.lengths);
       batch_weight = weight_sum(rows_of, m * net_.rows_per_sample());
       batch_rows = count_rows(rows_of, m * net_.rows_per_sample());
-      net_.zero_grad();
-      value = net_.forward_backward(batch_x, target, m, loss_, ws_, pass, &correct);
+      Pass fresh = pass;  // backward writes the gradient: no zeroing pass
+      fresh.fresh_gradients = true;
+      value = net_.forward_backward(batch_x, target, m, loss_, ws_, fresh, &correct);
     }
     counted += batch_rows;
     if (l2_ > 0 && batch_weight > 0) value += add_l2_penalty(net_, l2_, batch_weight);
-    if (!std::isfinite(value) || !all_finite(net_.grads(), net_.num_params()))
+    const double total_sq = gradient_squares();
+    // Frozen layers' gradients are zero, so a finite sum of squares of the
+    // trainable ones means every gradient is finite; only a non-finite sum
+    // (float64 squares can overflow) needs a look at the elements.
+    if (!std::isfinite(value) || (!std::isfinite(total_sq) && !all_finite(net_.grads(), net_.num_params())))
       throw NonFiniteError("non-finite " + std::string(std::isfinite(value) ? "gradient" : "loss") +
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
-    clip_gradients(segments, add_gradient_norms(norm_sum));
-    apply_update(net_, opt_, segments, before_step_, "batch " + std::to_string(b + 1));
-    if (b + 1 == batches) stats.update_ratio = update_ratios();
+    for (std::size_t k = 0; k < L; ++k) norm_sum[k] += std::sqrt(layer_sq_[k]);
+    // sqrt of the sum of squares bounds every |g| (what the update's bound needs).
+    const double grad_max = std::sqrt(clip_gradients(segments, total_sq));
+    const bool last = b + 1 == batches;
+    param_max = apply_update(net_, opt_, segments, grad_max, param_max, undo_, "batch " + std::to_string(b + 1),
+                             last ? &update_sums_ : nullptr);
+    if (last) stats.update_ratio = update_ratios(update_sums_);
     loss_sum += value * batch_weight;
     weight_total += batch_weight;
     stats.samples += m;
     stats.batches = b + 1;
-    if (on_batches && every > 0 && ((b + 1) % every == 0 || b + 1 == batches))
+    if (on_batches && every > 0 && ((b + 1) % every == 0 || b + 1 == batches)) {
       on_batches({b + 1, batches, stats.samples, weight_total > 0 ? loss_sum / weight_total : 0.0});
+      param_max = kUnknownBound;  // a callback may have written the parameters
+    }
   }
   if (drew) rng_.next_u64();  // so the next epoch's masks differ, on every process alike
   stats.loss = weight_total > 0 ? loss_sum / weight_total : 0.0;
@@ -237,13 +238,14 @@ double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, const std::in
   // This process's rows: [lo, hi) of the batch (none when m < size).
   const std::size_t lo = start + m * dp_.rank / dp_.size;
   const std::size_t hi = start + m * (dp_.rank + 1) / dp_.size;
-  net_.zero_grad();
   sums_ = StepSums{};
   const Rng::State before = dropout_rng_.state();
+  if (hi <= lo) net_.zero_grad();  // no rows here: this process adds nothing to the sum
   if (hi > lo) {
     Input<T> batch_x(batch_x_.data());
     const Targets<T> target = gather_batch(X, y, lengths, lo, hi - lo, &batch_x);
     pass.lengths = lengths ? batch_lengths_.data() : nullptr;
+    pass.fresh_gradients = true;
     sums_.loss = net_.forward_backward(batch_x, target, hi - lo, loss_, ws_, pass, &sums_.correct,
                                        batch_weight);
   }
@@ -255,21 +257,21 @@ double Trainer<T>::shared_batch_gradient(Input<T> X, Targets<T> y, const std::in
 }
 
 template <class T>
-double Trainer<T>::add_gradient_norms(std::vector<double>& norm_sum) const {
-  // Per-layer L2 norms before clipping, each summed in a fixed order.
+double Trainer<T>::gradient_squares() {
+  // Per-layer squared L2 norms before clipping, each summed in a fixed order.
+  layer_sq_.assign(net_.num_layers(), 0.0);
   double total_sq = 0;
   for (std::size_t k = 0; k < net_.num_layers(); ++k) {
     const Segment seg = net_.layer_segment(k);
     if (seg.size == 0 || !net_.layer(k).trainable()) continue;
-    const double sq = sum_squares(net_.grads() + seg.offset, seg.size);
-    norm_sum[k] += std::sqrt(sq);
-    total_sq += sq;
+    layer_sq_[k] = sum_squares(net_.grads() + seg.offset, seg.size);
+    total_sq += layer_sq_[k];
   }
   return total_sq;
 }
 
 template <class T>
-void Trainer<T>::clip_gradients(const std::vector<Segment>& segments, double total_sq) {
+double Trainer<T>::clip_gradients(const std::vector<Segment>& segments, double total_sq) {
   if (clip_.clip_value > 0) {
     const T v = T(clip_.clip_value);
     total_sq = 0;
@@ -281,25 +283,25 @@ void Trainer<T>::clip_gradients(const std::vector<Segment>& segments, double tot
   }
   if (clip_.clip_norm > 0) {
     const double coef = clip_.clip_norm / (std::sqrt(total_sq) + 1e-6);
-    if (coef < 1.0)
+    if (coef < 1.0) {
       for (const Segment& seg : segments)
         for (T *g = net_.grads() + seg.offset, *e = g + seg.size; g != e; ++g) *g *= T(coef);
+      // |T(coef) g| <= T(coef) |g| up to rounding, which the update's margin covers
+      total_sq *= static_cast<double>(T(coef)) * static_cast<double>(T(coef));
+    }
   }
+  return total_sq;
 }
 
 template <class T>
-std::vector<double> Trainer<T>::update_ratios() const {
+std::vector<double> Trainer<T>::update_ratios(const UpdateSums& sums) const {
+  // sums holds one entry per trainable layer with parameters, in layer order.
   std::vector<double> out(net_.num_layers(), std::numeric_limits<double>::quiet_NaN());
+  std::size_t s = 0;
   for (std::size_t k = 0; k < net_.num_layers(); ++k) {
-    const Segment seg = net_.layer_segment(k);
-    if (seg.size == 0 || !net_.layer(k).trainable()) continue;
-    double d2 = 0, w2 = 0;
-    for (std::size_t i = seg.offset; i < seg.offset + seg.size; ++i) {
-      const double before = static_cast<double>(before_step_[i]);
-      const double d = static_cast<double>(net_.params()[i]) - before;
-      d2 += d * d;
-      w2 += before * before;
-    }
+    if (net_.layer_segment(k).size == 0 || !net_.layer(k).trainable()) continue;
+    const double d2 = sums.delta_sq[s], w2 = sums.before_sq[s];
+    ++s;
     out[k] = w2 > 0 ? std::sqrt(d2 / w2) : std::numeric_limits<double>::infinity();
   }
   return out;

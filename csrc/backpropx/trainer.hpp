@@ -116,10 +116,14 @@ class Trainer {
   double shared_batch_gradient(Input<T> X, Targets<T> y, const std::int64_t* lengths, std::size_t start,
                                std::size_t m, Pass pass, double& batch_weight, double& rows,
                                double& correct, bool& drew);
-  // Adds each trainable layer's gradient norm to norm_sum; returns the squared global norm.
-  double add_gradient_norms(std::vector<double>& norm_sum) const;
-  void clip_gradients(const std::vector<Segment>& segments, double total_sq);
-  std::vector<double> update_ratios() const;
+  // Squared gradient norm of each trainable layer into layer_sq_; returns
+  // their sum, which is not finite when a gradient is not (the one pass over
+  // the gradients besides the update).
+  double gradient_squares();
+  // Clips in place; returns the squared global norm after clipping.
+  double clip_gradients(const std::vector<Segment>& segments, double total_sq);
+  // Per layer: |update| / |weights before it|, from the last step's sums.
+  std::vector<double> update_ratios(const UpdateSums& sums) const;
 
   Network<T>& net_;
   Optimizer<T>& opt_;
@@ -130,7 +134,9 @@ class Trainer {
   Clipping clip_;
   double l2_ = 0;
   Workspace<T> ws_;
-  std::vector<T> before_step_;  // parameters before the current step
+  std::vector<T> undo_;          // apply_update's copy for undoing an unbounded step
+  std::vector<double> layer_sq_;  // gradient_squares' per-layer results
+  UpdateSums update_sums_;
   std::vector<T> batch_x_, batch_y_, batch_w_;
   std::vector<std::int64_t> batch_labels_, batch_lengths_;
   std::vector<std::int64_t> batch_indptr_;  // CSR batches

@@ -33,7 +33,7 @@ struct ManualPass {
   std::vector<std::int64_t> lengths;  // the forward's, for its backward (empty: none)
   std::size_t n = 0;
   bool pending = false;  // a training forward whose backward has not run yet
-  std::vector<T> before_step;  // apply_update's snapshot, kept to avoid an allocation per step
+  std::vector<T> before_step;  // apply_update's copy for undoing an unbounded step, kept between steps
   std::vector<T> grads_before;  // backward's, so an overflowing backward changes nothing
 };
 

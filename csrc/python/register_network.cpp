@@ -398,9 +398,10 @@ void bind_network(py::module_& m) {
         py::gil_scoped_release release;
         std::unique_lock lock(h.mutex);
         const std::vector<Segment> segments = h.net->trainable_segments();
-        check_gradients_finite(*h.net, segments, "this step");
+        const double grad_max = check_gradients_finite(*h.net, segments, "this step");
         h.manual.pending = false;  // a pending backward would mix old activations with new weights
-        apply_update(*h.net, opt, segments, h.manual.before_step, "this step");
+        // Python may have written the parameters since the last step: measured afresh.
+        apply_update(*h.net, opt, segments, grad_max, kUnknownBound, h.manual.before_step, "this step");
       }, py::arg("optimizer"), "One optimizer step from the accumulated gradients (opt.step(net))")
       .def("get_rng_state", [](Holder& h) { return h.rng.state(); })
       .def("set_rng_state", [](Holder& h, const Rng::State& s) { h.rng.set_state(s); });

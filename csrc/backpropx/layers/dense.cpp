@@ -63,16 +63,18 @@ void Dense<T>::forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::si
 
 template <class T>
 void Dense<T>::backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
-                        std::size_t n, const Pass&) {
+                        std::size_t n, const Pass& pass) {
   // forward: z = x W^T + b, y = f(z)
   // dz = dy * f'(z) (in place in dy);  db += sum over rows of dz
   const std::size_t R = rows(n);
   const bool learn = this->trainable();
   const T* z = act_ == Activation::identity ? y : buffers.cache;
+  if (learn && has_bias_ && pass.fresh_gradients) std::fill(dbias_, dbias_ + out_, T(0));
   activation_backward_bias(act_, z, y, dy, learn && has_bias_ ? dbias_ : nullptr, R, out_);
   const T* dz = dy;
-  // dW += dz^T x : dz (R, OUT), x (R, IN), dW (OUT, IN)
-  if (learn) gemm<T>(Trans::T, Trans::N, out_, in_, R, T(1), dz, out_, x, in_, T(1), dweight_, in_);
+  // dW += dz^T x : dz (R, OUT), x (R, IN), dW (OUT, IN); fresh: dW = dz^T x, never read
+  const T keep = pass.fresh_gradients ? T(0) : T(1);
+  if (learn) gemm<T>(Trans::T, Trans::N, out_, in_, R, T(1), dz, out_, x, in_, keep, dweight_, in_);
   // dx = dz W : dz (R, OUT), W (OUT, IN), dx (R, IN)
   if (dx != nullptr) gemm<T>(Trans::N, Trans::N, R, in_, out_, T(1), dz, out_, weight_, in_, T(0), dx, in_);
 }

@@ -21,6 +21,7 @@ class Dense final : public Layer<T> {
   std::size_t cache_size(std::size_t n) const override;
   void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
                const Pass& pass) const override;
+  bool writes_fresh_gradients() const override { return true; }
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                 std::size_t n, const Pass& pass) override;
   // Sparse rows of 1-d samples (n, IN): the products are csr_matmul_nt and

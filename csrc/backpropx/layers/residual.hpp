@@ -26,6 +26,8 @@ class Residual final : public Layer<T> {
   std::size_t scratch_size(std::size_t n) const override;
   void forward(const T* x, T* y, const LayerBuffers<T>& buffers, std::size_t n,
                const Pass& pass) const override;
+  // Its stack zeroes or writes each inner layer's gradients itself.
+  bool writes_fresh_gradients() const override { return true; }
   void backward(const T* x, const T* y, const LayerBuffers<T>& buffers, T* dy, T* dx,
                 std::size_t n, const Pass& pass) override;
   void set_trainable(bool on) override;
