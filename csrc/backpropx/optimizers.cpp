@@ -14,7 +14,7 @@ namespace bpx {
 namespace {
 // Elements per block of run_step: a block's parameters and state are still in
 // cache when they are checked, and blocks fix the order of the sums.
-constexpr std::size_t kStepBlock = 4096;
+constexpr std::size_t kStepBlock = 1024;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 }  // namespace
 
@@ -82,8 +82,7 @@ StepReport Optimizer<T>::run_step(T* params, const T* grads, const std::vector<S
         T* p = params + seg.offset + lo;
         for (std::size_t i = 0; i < state_.size(); ++i) local[i] = state_[i].data() + state_offset + lo;
         if (sums) std::copy(p, p + count, before);
-        update(p, grads + seg.offset + lo, local, count);
-        block_max_[first_block + b] = max_abs(p, count);
+        block_max_[first_block + b] = magnitude_value<T>(update(p, grads + seg.offset + lo, local, count));
         if (sums) {
           double d2 = 0, w2 = 0;
           for (std::size_t i = 0; i < count; ++i) {
@@ -189,18 +188,12 @@ class Sgd final : public Optimizer<T> {
   }
 
  protected:
-  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
-    const T rate = T(this->lr), mu = T(momentum_), damp = T(1 - dampening_), wd = T(wd_);
-    const bool first = this->t_ == 1;
-    for (std::size_t i = 0; i < n; ++i) {
-      T d = wd_ != 0 ? g[i] + wd * p[i] : g[i];
-      if (momentum_ != 0) {
-        T& buf = s[0][i];
-        buf = first ? d : buf * mu + damp * d;
-        d = nesterov_ ? d + mu * buf : buf;
-      }
-      p[i] += -rate * d;
-    }
+  MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
+    const Coefficients c{T(this->lr), T(momentum_), T(1 - dampening_), T(wd_)};
+    // Choices fixed for the whole call become template arguments, so the
+    // loop has no branches and vectorises (as Adam's).
+    const int momentum = momentum_ == 0 ? kNone : this->t_ == 1 ? kFirst : kLater;
+    return wd_ != 0 ? dispatch<true>(momentum, p, g, s[0], n, c) : dispatch<false>(momentum, p, g, s[0], n, c);
   }
   double bound_step(double P, double G, const double* S, double* S_next) const override {
     double d = G + std::fabs(wd_) * P;
@@ -213,6 +206,37 @@ class Sgd final : public Optimizer<T> {
   }
 
  private:
+  enum { kNone, kFirst, kLater };  // no momentum; the buffer's first step; later steps
+  struct Coefficients {
+    T rate, mu, damp, wd;
+  };
+
+  template <bool kDecay>
+  MagnitudeBits<T> dispatch(int momentum, T* p, const T* g, T* buf, std::size_t n, const Coefficients& c) const {
+    if (momentum == kNone) return loop<kDecay, kNone, false>(p, g, buf, n, c);
+    if (nesterov_)
+      return momentum == kFirst ? loop<kDecay, kFirst, true>(p, g, buf, n, c) : loop<kDecay, kLater, true>(p, g, buf, n, c);
+    return momentum == kFirst ? loop<kDecay, kFirst, false>(p, g, buf, n, c) : loop<kDecay, kLater, false>(p, g, buf, n, c);
+  }
+
+  // Cloned for AVX-512 and AVX2 machines, chosen when the library loads.
+  template <bool kDecay, int kMomentum, bool kNesterov>
+  BPX_ELEMENTWISE_CLONES static MagnitudeBits<T> loop(T* __restrict p, const T* __restrict g, T* __restrict buf,
+                                                      std::size_t n, const Coefficients& c) {
+    MagnitudeBits<T> most = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      T d = kDecay ? g[i] + c.wd * p[i] : g[i];
+      if constexpr (kMomentum != kNone) {
+        buf[i] = kMomentum == kFirst ? d : buf[i] * c.mu + c.damp * d;
+        d = kNesterov ? d + c.mu * buf[i] : buf[i];
+      }
+      p[i] += -c.rate * d;
+      const MagnitudeBits<T> b = magnitude_bits(p[i]);
+      most = b > most ? b : most;
+    }
+    return most;
+  }
+
   double momentum_, dampening_, wd_;
   bool nesterov_;
 };
@@ -244,7 +268,7 @@ class AdamBase : public Optimizer<T> {
   }
 
  protected:
-  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+  MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
     const double t = static_cast<double>(this->t_);
     const T step_size = T(this->lr / (1 - std::pow(beta1_, t)));
     const T bc2_sqrt = T(std::sqrt(1 - std::pow(beta2_, t)));
@@ -254,13 +278,9 @@ class AdamBase : public Optimizer<T> {
     // loop has no branches and vectorises.
     const int decay = wd_ == 0 ? kNoDecay : decoupled_ ? kDecoupled : kL2;
     const bool low = c.w1 < T(0.5);
-    if (amsgrad_) {
-      if (low) dispatch_decay<true, true>(decay, p, g, s, n, c);
-      else dispatch_decay<true, false>(decay, p, g, s, n, c);
-    } else {
-      if (low) dispatch_decay<false, true>(decay, p, g, s, n, c);
-      else dispatch_decay<false, false>(decay, p, g, s, n, c);
-    }
+    if (amsgrad_)
+      return low ? dispatch_decay<true, true>(decay, p, g, s, n, c) : dispatch_decay<true, false>(decay, p, g, s, n, c);
+    return low ? dispatch_decay<false, true>(decay, p, g, s, n, c) : dispatch_decay<false, false>(decay, p, g, s, n, c);
   }
 
  private:
@@ -284,17 +304,18 @@ class AdamBase : public Optimizer<T> {
   };
 
   template <bool kAmsgrad, bool kLowWeight>
-  static void dispatch_decay(int decay, T* p, const T* g, T* const* s, std::size_t n,
-                             const Coefficients& c) {
-    if (decay == kNoDecay) loop<kAmsgrad, kLowWeight, kNoDecay>(p, g, s, n, c);
-    else if (decay == kL2) loop<kAmsgrad, kLowWeight, kL2>(p, g, s, n, c);
-    else loop<kAmsgrad, kLowWeight, kDecoupled>(p, g, s, n, c);
+  static MagnitudeBits<T> dispatch_decay(int decay, T* p, const T* g, T* const* s, std::size_t n,
+                                         const Coefficients& c) {
+    if (decay == kNoDecay) return loop<kAmsgrad, kLowWeight, kNoDecay>(p, g, s, n, c);
+    if (decay == kL2) return loop<kAmsgrad, kLowWeight, kL2>(p, g, s, n, c);
+    return loop<kAmsgrad, kLowWeight, kDecoupled>(p, g, s, n, c);
   }
 
   // Cloned for AVX-512 and AVX2 machines, chosen when the library loads.
   template <bool kAmsgrad, bool kLowWeight, int kDecay>
-  BPX_ELEMENTWISE_CLONES static void loop(T* __restrict p, const T* __restrict g, T* const* s, std::size_t n,
-                   const Coefficients& c) {
+  BPX_ELEMENTWISE_CLONES static MagnitudeBits<T> loop(T* __restrict p, const T* __restrict g, T* const* s,
+                                                      std::size_t n, const Coefficients& c) {
+    MagnitudeBits<T> most = 0;
     T* __restrict m = s[0];
     T* __restrict v = s[1];
     T* __restrict vmax = kAmsgrad ? s[2] : nullptr;
@@ -310,7 +331,10 @@ class AdamBase : public Optimizer<T> {
       if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);
       const T denom = std::sqrt(second) / c.bc2_sqrt + c.eps;
       p[i] += -c.step_size * (m[i] / denom);
+      const MagnitudeBits<T> b = magnitude_bits(p[i]);
+      most = b > most ? b : most;
     }
+    return most;
   }
 
   double beta1_, beta2_, eps_, wd_;
@@ -358,9 +382,10 @@ class RmsProp final : public Optimizer<T> {
   }
 
  protected:
-  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+  MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
     const T rate = T(this->lr), a = T(alpha_), w = T(1 - alpha_), eps = T(eps_), wd = T(wd_),
             mu = T(momentum_);
+    MagnitudeBits<T> most = 0;
     T* sq = s[0];
     T* buf = momentum_ > 0 ? s[1] : nullptr;
     T* ga = centered_ ? s[momentum_ > 0 ? 2 : 1] : nullptr;
@@ -380,7 +405,10 @@ class RmsProp final : public Optimizer<T> {
       } else {
         p[i] += -rate * (grad / avg);
       }
+      const MagnitudeBits<T> b = magnitude_bits(p[i]);
+      most = b > most ? b : most;
     }
+    return most;
   }
   // The denominator is at least eps, except centered, where sqrt of a mean
   // square minus a squared mean that rounding made negative is NaN.
@@ -426,15 +454,19 @@ class Adagrad final : public Optimizer<T> {
 
  protected:
   T initial_state(std::size_t) const override { return T(initial_); }
-  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+  MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
     const T clr = T(this->lr / (1 + static_cast<double>(this->t_ - 1) * lr_decay_));
     const T eps = T(eps_), wd = T(wd_);
     T* sum = s[0];
+    MagnitudeBits<T> most = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const T grad = wd_ != 0 ? g[i] + wd * p[i] : g[i];
       sum[i] += grad * grad;
       p[i] += -clr * (grad / (std::sqrt(sum[i]) + eps));
+      const MagnitudeBits<T> b = magnitude_bits(p[i]);
+      most = b > most ? b : most;
     }
+    return most;
   }
   double bound_step(double P, double G, const double* S, double* S_next) const override {
     const double grad = G + wd_ * P;
@@ -471,10 +503,11 @@ class Rprop final : public Optimizer<T> {
 
  protected:
   T initial_state(std::size_t which) const override { return which == 1 ? T(this->lr) : T(0); }
-  void update(T* p, const T* g, T* const* s, std::size_t n) const override {
+  MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
     const T up = T(eta_plus_), down = T(eta_minus_), lo = T(step_min_), hi = T(step_max_);
     T* prev = s[0];
     T* step = s[1];
+    MagnitudeBits<T> most = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const T prod = g[i] * prev[i];
       const T factor = prod > T(0) ? up : prod < T(0) ? down : T(1);
@@ -483,7 +516,10 @@ class Rprop final : public Optimizer<T> {
       const T sign = grad > T(0) ? T(1) : grad < T(0) ? T(-1) : T(0);
       p[i] += -sign * step[i];
       prev[i] = grad;
+      const MagnitudeBits<T> b = magnitude_bits(p[i]);
+      most = b > most ? b : most;
     }
+    return most;
   }
   // Each step moves a parameter by at most its step size, kept within [step_min, step_max].
   double bound_step(double P, double G, const double* S, double* S_next) const override {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backpropx/network.hpp"
+#include "backpropx/reductions.hpp"
 
 namespace bpx {
 
@@ -74,8 +75,10 @@ class Optimizer {
   // Value state buffer `which` holds before the first step.
   virtual T initial_state(std::size_t /*which*/) const { return T(0); }
   // Updates count elements; s[i] points at this range of state buffer i.
-  // t_ is already the number of this step (1 for the first).
-  virtual void update(T* p, const T* g, T* const* s, std::size_t count) const = 0;
+  // t_ is already the number of this step (1 for the first). Returns the
+  // largest magnitude_bits of the new parameters (reductions.hpp), taken
+  // in the loop that writes them.
+  virtual MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t count) const = 0;
   // The rule's bounds for step t_: given |p| <= P, |g| <= G and |state i| <=
   // S[i] before it, returns a bound on every |p| after it and on every value
   // computed on the way whose overflow would reach p (+inf when there is

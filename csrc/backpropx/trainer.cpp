@@ -167,8 +167,9 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
     stats.samples += m;
     stats.batches = b + 1;
     if (on_batches && every > 0 && ((b + 1) % every == 0 || b + 1 == batches)) {
+      keep_param_bound_ = false;
       on_batches({b + 1, batches, stats.samples, weight_total > 0 ? loss_sum / weight_total : 0.0});
-      param_max = kUnknownBound;  // a callback may have written the parameters
+      if (!keep_param_bound_) param_max = kUnknownBound;  // the callback may have written the parameters
     }
   }
   if (drew) rng_.next_u64();  // so the next epoch's masks differ, on every process alike

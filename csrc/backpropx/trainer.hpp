@@ -87,6 +87,12 @@ class Trainer {
   EpochStats train_epoch(Input<T> X, Targets<T> y, std::size_t n,
                          const std::function<void(const BatchProgress&)>& on_batches = nullptr,
                          std::size_t every = 0, const std::int64_t* lengths = nullptr);
+  // Each step knows the largest parameter from the step before, which spares
+  // it a pass over them (update.hpp), until code outside the trainer may have
+  // written them: after every on_batches call, the next step measures them
+  // again, unless the callback calls this because it ran nothing that could
+  // (a progress check that returned at once).
+  void keep_parameter_bound() { keep_param_bound_ = true; }
 
   void set_clipping(const Clipping& c);
   // Data-parallel training from the next epoch on; a DataParallel without
@@ -137,6 +143,7 @@ class Trainer {
   std::vector<T> undo_;          // apply_update's copy for undoing an unbounded step
   std::vector<double> layer_sq_;  // gradient_squares' per-layer results
   UpdateSums update_sums_;
+  bool keep_param_bound_ = false;
   std::vector<T> batch_x_, batch_y_, batch_w_;
   std::vector<std::int64_t> batch_labels_, batch_lengths_;
   std::vector<std::int64_t> batch_indptr_;  // CSR batches

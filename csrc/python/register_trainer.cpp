@@ -67,7 +67,10 @@ py::dict train_epoch(TrainerHolder<T>& h, const XArray& X, std::optional<CArray<
     std::function<void(const BatchProgress&)> on_batches = [&](const BatchProgress& p) {
       const bool due = has_callback && (p.batch % every == 0 || p.batch == p.batches);
       const auto now = std::chrono::steady_clock::now();
-      if (!due && now - last_check < std::chrono::milliseconds(50)) return;
+      if (!due && now - last_check < std::chrono::milliseconds(50)) {
+        h.trainer->keep_parameter_bound();  // nothing ran: the parameters are as the step left them
+        return;
+      }
       last_check = now;
       lock.unlock();
       {
