@@ -36,8 +36,18 @@ int parse_threads(const char* name, bool first_of_list, std::string& problem) {
 }
 
 std::atomic<int> g_threads{thread_default_from_environment().threads};
+std::atomic<Threading> g_threading{threading_from_environment()};
 
 }  // namespace
+
+Threading threading_from_environment() {
+  const char* text = std::getenv("BACKPROPX_THREADING");
+  return text != nullptr && std::string(text) == "openmp" ? Threading::openmp : Threading::pool;
+}
+
+void set_threading(Threading t) { g_threading.store(t); }
+Threading threading() { return g_threading.load(std::memory_order_relaxed); }
+const char* threading_name(Threading t) { return t == Threading::pool ? "pool" : "openmp"; }
 
 ThreadDefault thread_default_from_environment() {
   ThreadDefault d;

@@ -5,9 +5,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
+
+#include "backpropx/thread_pool.hpp"
 
 namespace bpx {
 
@@ -34,6 +37,21 @@ struct ThreadDefault {
 };
 ThreadDefault thread_default_from_environment();
 
+// Who runs parallel_for's tasks: the core's own thread pool (thread_pool.hpp,
+// the default) or OpenMP. BACKPROPX_THREADING=openmp|pool picks at load;
+// results are the same bits either way (tasks only partition the work).
+enum class Threading { pool, openmp };
+void set_threading(Threading t);
+Threading threading();
+const char* threading_name(Threading t);
+// BACKPROPX_THREADING's value, or pool when it is unset or not a name above.
+Threading threading_from_environment();
+
+// Inside a parallel_for task (where nested calls run on one thread).
+inline bool in_parallel() { return pool_in_region() || omp_in_parallel(); }
+// The thread that called parallel_for (true outside any region too).
+inline bool on_calling_thread() { return !pool_is_worker() && omp_get_thread_num() == 0; }
+
 // Runs body(task) for task in [0, n_tasks). Each task runs on one thread;
 // tasks are handed out dynamically, so a core busy with another process
 // slows us down by its share instead of stalling the whole loop.
@@ -44,9 +62,15 @@ void parallel_for(std::size_t n_tasks, Body&& body) {
     for (std::size_t t = 0; t < n_tasks; ++t) body(t);
     return;
   }
-  const long long count = static_cast<long long>(n_tasks);
   // No more threads than tasks: the extra ones would only be created and joined.
   const int team = n_tasks < static_cast<std::size_t>(threads) ? static_cast<int>(n_tasks) : threads;
+  if (threading() == Threading::pool) {
+    using B = std::remove_reference_t<Body>;
+    pool_run(n_tasks, team, [](void* ctx, std::size_t t) { (*static_cast<B*>(ctx))(t); },
+             const_cast<void*>(static_cast<const void*>(&body)));
+    return;
+  }
+  const long long count = static_cast<long long>(n_tasks);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team)
   for (long long t = 0; t < count; ++t) body(static_cast<std::size_t>(t));
 }
@@ -77,7 +101,7 @@ void parallel_rows(std::size_t n, std::size_t grain, Body&& body) {
   std::int64_t caller_done = start;  // when the calling thread finished its last chunk
   parallel_for(chunks, [&](std::size_t c) {
     body(n * c / chunks, n * (c + 1) / chunks);
-    if (omp_get_thread_num() == 0) caller_done = steady_ns();
+    if (on_calling_thread()) caller_done = steady_ns();
   });
   const std::int64_t end = steady_ns();
   rows_report_wait(end - caller_done, end - start);

@@ -23,7 +23,7 @@ void run_tasks(int threads, std::size_t n_tasks, Task&& task) {
   std::int64_t caller_done = start;  // when the calling thread finished its last task
   parallel_for(n_tasks, [&](std::size_t t) {
     task(t);
-    if (omp_get_thread_num() == 0) caller_done = gemm_clock_ns();
+    if (on_calling_thread()) caller_done = gemm_clock_ns();
   });
   const std::int64_t end = gemm_clock_ns();
   gemm_threads_report(end - caller_done, end - start);

@@ -40,7 +40,7 @@ int gemm_threads(double multiply_adds) {
   if (multiply_adds < kThreadMinFlops) return 1;
   const int threads = get_num_threads();
   // Called from inside a parallel region, a product gets a team of one anyway.
-  if (threads <= 1 || omp_in_parallel()) return 1;
+  if (threads <= 1 || in_parallel()) return 1;
   if (g_solo_until.load(std::memory_order_relaxed) > gemm_clock_ns()) return 1;
   return threads;
 }

@@ -74,6 +74,12 @@ void register_runtime(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def("get_num_threads", &get_num_threads);
   m.attr("max_threads") = kMaxThreads;
+  m.def("get_threading", [] { return std::string(threading_name(threading())); });
+  m.def("set_threading", [](const std::string& name) {
+    if (name != "pool" && name != "openmp")
+      throw std::invalid_argument("unknown threading '" + name + "'; expected pool or openmp");
+    set_threading(name == "pool" ? Threading::pool : Threading::openmp);
+  }, py::arg("name"), "Who runs the core's parallel loops: its own thread pool or OpenMP (same results)");
   m.def("thread_default", [] {
     const ThreadDefault d = thread_default_from_environment();
     return py::make_tuple(d.threads, d.source, d.ignored);

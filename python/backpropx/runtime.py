@@ -42,6 +42,7 @@ def config() -> dict[str, object]:
         "supported_kernels": supported_kernels(),
         "threads": get_num_threads(),
         "threads_from": thread_source(),
+        "threading": _core.get_threading(),
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),

@@ -25,7 +25,7 @@ constexpr std::size_t kThreadWork = std::size_t{1} << 18;
 // what the GEMM's policy grants (1 while it backs off from a core that
 // another process holds, see kernels/gemm_threads.cpp).
 std::size_t threads_for(std::size_t work) {
-  if (work < kThreadWork || omp_in_parallel()) return 1;
+  if (work < kThreadWork || in_parallel()) return 1;
   return static_cast<std::size_t>(kernels::gemm_threads(1e30));
 }
 
@@ -42,7 +42,7 @@ void run_tasks(std::size_t tasks, std::size_t threads, Body&& body) {
   std::int64_t caller_done = start;
   parallel_for(tasks, [&](std::size_t t) {
     body(t);
-    if (omp_get_thread_num() == 0) caller_done = kernels::gemm_clock_ns();
+    if (on_calling_thread()) caller_done = kernels::gemm_clock_ns();
   });
   const std::int64_t end = kernels::gemm_clock_ns();
   kernels::gemm_threads_report(end - caller_done, end - start);
