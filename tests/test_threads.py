@@ -130,3 +130,63 @@ def test_joblib_workers_run_their_share_of_the_cores():
     results = joblib.Parallel(n_jobs=2)(joblib.delayed(train_in_worker)() for _ in range(4))
     share = max(joblib.cpu_count() // 2, 1)
     assert results == [(share, str(share))] * 4
+
+
+# ---- who runs the parallel loops: the core's pool or OpenMP ----------------------------------
+@pytest.fixture
+def restore_threading():
+    from backpropx import _core
+
+    before = _core.get_threading()
+    yield _core
+    _core.set_threading(before)
+
+
+def _train_twice(core, threading: str) -> dict[str, np.ndarray]:
+    core.set_threading(threading)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 300)).astype(np.float32)
+    y = rng.integers(0, 5, 512)
+    net = bx.Network([bx.Dense(300, 128, activation="relu"), bx.Dense(128, 5, activation="softmax")], seed=1)
+    bx.Trainer(net, optimizer=bx.SGD(lr=0.05, momentum=0.9), batch_size=64, seed=2).fit(X, y, epochs=2, verbose=0)
+    return {name: np.array(p) for name, p in net.named_parameters()}
+
+
+def test_the_pool_and_openmp_give_the_same_bits(restore_threads, restore_threading):
+    bx.set_num_threads(2)
+    assert bx.config()["threading"] == restore_threading.get_threading()
+    pool, openmp = _train_twice(restore_threading, "pool"), _train_twice(restore_threading, "openmp")
+    bx.set_num_threads(1)
+    single = _train_twice(restore_threading, "pool")
+    for name in pool:
+        np.testing.assert_array_equal(pool[name], openmp[name], err_msg=name)
+        np.testing.assert_array_equal(pool[name], single[name], err_msg=name)
+
+
+def test_an_unknown_threading_is_refused(restore_threading):
+    before = restore_threading.get_threading()
+    with pytest.raises(ValueError, match="expected pool or openmp"):
+        restore_threading.set_threading("tbb")
+    assert restore_threading.get_threading() == before
+
+
+def test_a_forked_child_computes_with_the_pool():
+    """The parent's pool threads do not exist in a child made by fork(): the
+    child's regions still finish (the caller claims every task no helper
+    takes, and the child starts a pool of its own) with the same results."""
+    code = (
+        "import os, numpy as np, backpropx as bx\n"
+        "from backpropx import _core\n"
+        "_core.set_threading('pool'); bx.set_num_threads(2)\n"
+        "net = bx.Network([bx.Dense(256, 256), bx.Dense(256, 3)], seed=0)\n"
+        "X = np.random.default_rng(0).random((2048, 256), dtype=np.float32)\n"
+        "want = net.predict(X)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if np.array_equal(net.predict(X), want) else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

@@ -1,7 +1,9 @@
 #include "backpropx/thread_pool.hpp"
 
+#include <omp.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -36,6 +38,8 @@ class Pool {
       for (std::size_t t = 0; t < n_tasks; ++t) fn(ctx, t);
       return;
     }
+    // More threads than processors never help (and each would be kept).
+    team = std::min(team, processors_);
     start_workers(team - 1);
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
@@ -88,9 +92,10 @@ class Pool {
   void loop(int index) {
     t_worker = true;
     std::uint64_t seen = region_.load(std::memory_order_acquire);
+    bool worked = true;  // only a helper that just worked spins: the others sleep at once
     for (;;) {
       std::uint64_t now = seen;
-      for (int spins = 0; spins < kSpinChecks && now == seen; ++spins) {
+      for (int spins = 0; worked && spins < kSpinChecks && now == seen; ++spins) {
         BPX_SPIN_PAUSE();
         now = region_.load(std::memory_order_acquire);
       }
@@ -102,7 +107,8 @@ class Pool {
         now = region_.load(std::memory_order_acquire);
       }
       seen = now;
-      if (index < helpers_.load(std::memory_order_acquire)) {
+      worked = index < helpers_.load(std::memory_order_acquire);
+      if (worked) {
         t_in_region = true;
         work(now);
         t_in_region = false;
@@ -110,6 +116,7 @@ class Pool {
     }
   }
 
+  const int processors_ = std::max(1, omp_get_num_procs());
   std::mutex run_mutex_;  // one region at a time
   std::vector<std::thread> workers_;
   // Written by the caller before it opens a region (the release of claim_).
