@@ -30,26 +30,46 @@ thread_local bool t_worker = false;
 // step (a loss, a norm), short enough to leave an idle core to others soon.
 constexpr int kSpinChecks = 16000;
 
+// The claim word: which region is open, how many tasks it has and the next
+// task to claim, in one atomic, so a helper still holding an older region's
+// word fails its compare-exchange instead of claiming a task of the next one.
+// (A helper would have to stall through 2^24 regions between its load and its
+// compare-exchange, landing on the same count and index, to be fooled.)
+constexpr int kTaskBits = 20;
+constexpr std::uint64_t kTaskMask = (std::uint64_t{1} << kTaskBits) - 1;
+constexpr std::uint64_t kRegionMask = (std::uint64_t{1} << (64 - 2 * kTaskBits)) - 1;
+constexpr std::size_t kMaxRegionTasks = kTaskMask;
+
+std::uint64_t region_of(std::uint64_t word) { return word >> (2 * kTaskBits); }
+std::uint64_t tasks_of(std::uint64_t word) { return (word >> kTaskBits) & kTaskMask; }
+std::uint64_t next_of(std::uint64_t word) { return word & kTaskMask; }
+
 class Pool {
  public:
   void run(std::size_t n_tasks, int team, void (*fn)(void*, std::size_t), void* ctx) {
     std::unique_lock<std::mutex> busy(run_mutex_, std::defer_lock);
-    if (t_in_region || t_worker || n_tasks >= (std::uint64_t{1} << 32) || !busy.try_lock()) {
+    if (t_in_region || t_worker || !busy.try_lock()) {
       for (std::size_t t = 0; t < n_tasks; ++t) fn(ctx, t);
       return;
     }
+    for (std::size_t first = 0; first < n_tasks; first += kMaxRegionTasks) {
+      offset_.store(first, std::memory_order_relaxed);
+      region(std::min(kMaxRegionTasks, n_tasks - first), team, fn, ctx);
+    }
+  }
+
+ private:
+  void region(std::size_t n_tasks, int team, void (*fn)(void*, std::size_t), void* ctx) {
     // More threads than processors never help (and each would be kept).
     team = std::min(team, processors_);
     start_workers(team - 1);
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
-    n_tasks_.store(n_tasks, std::memory_order_relaxed);
     helpers_.store(team - 1, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    // The claim word holds the region number (high half) and the next task
-    // (low half): a helper of an older region fails its compare-exchange.
-    const std::uint64_t region = (claim_.load(std::memory_order_relaxed) >> 32) + 1;
-    claim_.store(region << 32, std::memory_order_release);
+    const std::uint64_t region = ++regions_;
+    claim_.store(((region & kRegionMask) << (2 * kTaskBits)) | (std::uint64_t{n_tasks} << kTaskBits),
+                 std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
       region_.store(region, std::memory_order_release);
@@ -70,12 +90,12 @@ class Pool {
   void work(std::uint64_t region) {
     std::uint64_t word = claim_.load(std::memory_order_acquire);
     for (;;) {
-      if ((word >> 32) != region || (word & 0xffffffffu) >= n_tasks_.load(std::memory_order_relaxed)) return;
+      if (region_of(word) != (region & kRegionMask) || next_of(word) >= tasks_of(word)) return;
       if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire))
         continue;
-      // A claimed task keeps the region open, so fn_ and ctx_ are this region's.
+      // A claimed task keeps the region open, so fn_, ctx_ and offset_ are this region's.
       fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed),
-                                          static_cast<std::size_t>(word & 0xffffffffu));
+                                          offset_.load(std::memory_order_relaxed) + next_of(word));
       done_.fetch_add(1, std::memory_order_acq_rel);
       word = claim_.load(std::memory_order_acquire);
     }
@@ -118,15 +138,16 @@ class Pool {
 
   const int processors_ = std::max(1, omp_get_num_procs());
   std::mutex run_mutex_;  // one region at a time
+  std::uint64_t regions_ = 0;  // regions opened so far (guarded by run_mutex_)
   std::vector<std::thread> workers_;
   // Written by the caller before it opens a region (the release of claim_).
   std::atomic<void (*)(void*, std::size_t)> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
-  std::atomic<std::size_t> n_tasks_{0};
+  std::atomic<std::size_t> offset_{0};  // of the region's first task (huge loops take several regions)
   std::atomic<int> helpers_{0};
   std::atomic<std::uint64_t> claim_{0};
   std::atomic<std::size_t> done_{0};
-  std::atomic<std::uint64_t> region_{0};
+  std::atomic<std::uint64_t> region_{0};  // the last region opened: helpers wait for it to change
   std::mutex sleep_mutex_;
   std::condition_variable wake_;
   int sleepers_ = 0;  // guarded by sleep_mutex_
