@@ -174,3 +174,74 @@ def test_update_ratios_need_no_copy_and_do_not_depend_on_threads():
             assert h[f"update_ratio/{k}"][0] == pytest.approx(want, rel=1e-6), name
         ratios.append([h[f"update_ratio/{k}"][0] for k in (0, 1)])
     assert ratios[0] == ratios[1]  # the same bits at 1 and 2 threads
+
+
+# ---- steps a bound must not prove safe (found in review: each used to run in place,
+# overflow, and end in an internal error that could not be undone) ------------------
+def _one_step_undone(net: bx.Network, opt, steps: int = 1) -> None:
+    before = _params(net)
+    for _ in range(steps - 1):
+        opt.step(net)
+        before = _params(net)
+    with pytest.raises(bx.NonFiniteError, match="undone") as err:
+        opt.step(net)
+    assert "internal error" not in str(err.value)
+    _same(_params(net), before)
+
+
+def _net_with_gradients(dtype: str, value: float, zero_first: bool = True) -> bx.Network:
+    net = bx.Network([bx.Dense(3, 2)], seed=0, dtype=dtype)
+    for _, g in net.named_gradients():
+        g[...] = value
+        if zero_first:
+            g.flat[0] = 0.0
+    return net
+
+
+@pytest.mark.parametrize("make, zero_weight", [
+    (lambda: bx.SGD(lr=1e39), False),                      # float32 rate is infinite: -inf * 0
+    (lambda: bx.SGD(lr=0.1, weight_decay=1e39), True),     # inf * 0 in the decay term
+    (lambda: bx.Adam(lr=0.1, eps=1e-50), False),           # float32 eps is zero: 0 / 0
+    (lambda: bx.Adagrad(lr=0.1, eps=1e-50), False),
+    (lambda: bx.RMSprop(lr=0.1, alpha=1.5), False),        # a negative weight on g^2: sqrt(negative)
+])
+def test_coefficients_that_do_not_survive_float32_get_no_bound(make, zero_weight):
+    net = _net_with_gradients("float32", 1.0)
+    if zero_weight:
+        net.named_parameters()[0][1][0, 0] = 0.0
+    _one_step_undone(net, make())
+
+
+def test_an_overflowing_second_moment_times_a_zero_beta_is_undone():
+    """beta2 = 0: the first step's g^2 = 1e40 overflows v to inf in float32
+    with finite weights; the second computes inf * 0 = NaN."""
+    net = _net_with_gradients("float32", 1e20, zero_first=False)
+    opt = bx.Adam(lr=0.1, betas=(0.9, 0.0))
+    with pytest.raises(bx.NonFiniteError, match="undone") as err:
+        opt.step(net)
+        opt.step(net)
+    assert "internal error" not in str(err.value)
+
+
+def test_a_loaded_negative_second_moment_gets_no_bound():
+    net = _net_with_gradients("float64", 0.0, zero_first=False)
+    opt = bx.Adam(lr=0.1, eps=1e-8)
+    opt.step(net)  # creates the state
+    state = opt.state_dict()
+    state["state"]["exp_avg_sq"] = -np.ones_like(state["state"]["exp_avg_sq"])
+    opt.load_state_dict(state, network=net)
+    _one_step_undone(net, opt)  # sqrt(-1) = NaN
+
+
+def test_gradients_too_small_to_square_still_bound_the_fit_step():
+    """In float64, gradients near 1e-170 square to zero, so the norm pass sees
+    a zero gradient; Adam's v underflows too, and m / eps = 1e-171 / 2e-308
+    times lr 1e200 overflows. The trainer's bound on |g| must not be zero."""
+    net = bx.Network([bx.Dense(1, 1, bias=False)], seed=0, dtype="float64")
+    X, y = np.full((1, 1), 1e-170), np.ones((1, 1))
+    before = _params(net)
+    tr = bx.Trainer(net, loss="mse", optimizer=bx.Adam(lr=1e200, eps=2.3e-308), batch_size=1)
+    with pytest.raises(bx.NonFiniteError, match="undone") as err:
+        tr.fit(X, y, epochs=1, verbose=0)
+    assert "internal error" not in str(err.value)
+    _same(_params(net), before)

@@ -20,6 +20,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 template <class T>
 void Optimizer<T>::begin_step(const std::vector<Segment>& segments) {
+  step_lr_ = lr;
   std::size_t total = 0;
   for (const Segment& s : segments) total += s.size;
   // State restored by load_state adopts the first layout it is used with;
@@ -35,6 +36,7 @@ void Optimizer<T>::begin_step(const std::vector<Segment>& segments) {
     require(buffers <= kMaxStateBuffers, "optimizer " + name() + " keeps too many state buffers");
     state_.assign(buffers, {});
     state_bound_.assign(buffers, 0.0);
+    state_signs_ok_ = true;
     for (std::size_t i = 0; i < buffers; ++i) {
       state_[i].assign(total, initial_state(i));
       state_bound_[i] = std::fabs(static_cast<double>(initial_state(i)));
@@ -48,7 +50,7 @@ void Optimizer<T>::begin_step(const std::vector<Segment>& segments) {
 
 template <class T>
 double Optimizer<T>::step_bound(double param_max, double grad_max) {
-  if (!(param_max < kInf) || !(grad_max < kInf)) return kInf;
+  if (!(param_max < kInf) || !(grad_max < kInf) || !state_signs_ok_) return kInf;
   // A bound lost to an unbounded step is measured again (a rare pass).
   for (std::size_t i = 0; i < state_bound_.size(); ++i)
     if (!(state_bound_[i] < kInf)) state_bound_[i] = max_abs(state_[i].data(), state_[i].size());
@@ -131,7 +133,12 @@ void Optimizer<T>::load_state(std::vector<std::vector<T>> state, std::int64_t st
   for (const auto& b : state)
     require(b.size() == state.front().size(), "optimizer state buffers differ in length");
   state_bound_.clear();
-  for (const auto& b : state) state_bound_.push_back(max_abs(b.data(), b.size()));
+  state_signs_ok_ = true;
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    state_bound_.push_back(max_abs(state[i].data(), state[i].size()));
+    if (nonnegative_state(i))
+      for (T x : state[i]) state_signs_ok_ = state_signs_ok_ && !(x < T(0));
+  }
   state_ = std::move(state);
   state_ready_ = true;
   layout_.clear();
@@ -189,20 +196,23 @@ class Sgd final : public Optimizer<T> {
 
  protected:
   MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
-    const Coefficients c{T(this->lr), T(momentum_), T(1 - dampening_), T(wd_)};
+    const Coefficients c = coefficients();
     // Choices fixed for the whole call become template arguments, so the
     // loop has no branches and vectorises (as Adam's).
     const int momentum = momentum_ == 0 ? kNone : this->t_ == 1 ? kFirst : kLater;
     return wd_ != 0 ? dispatch<true>(momentum, p, g, s[0], n, c) : dispatch<false>(momentum, p, g, s[0], n, c);
   }
   double bound_step(double P, double G, const double* S, double* S_next) const override {
-    double d = G + std::fabs(wd_) * P;
+    const Coefficients c = coefficients();
+    const double rate = this->magnitude(c.rate), mu = this->magnitude(c.mu), damp = this->magnitude(c.damp),
+                 wd = this->magnitude(c.wd);
+    double d = G + wd * P;
     if (momentum_ != 0) {
-      const double buf = this->t_ == 1 ? d : momentum_ * S[0] + std::fabs(1 - dampening_) * d;
+      const double buf = this->t_ == 1 ? d : mu * S[0] + damp * d;
       S_next[0] = buf;
-      d = nesterov_ ? d + momentum_ * buf : buf;
+      d = nesterov_ ? d + mu * buf : buf;
     }
-    return std::max(P + this->lr * d, d);  // d bounds g + wd p and the buffer too
+    return this->worst({P + rate * d, d});  // d bounds g + wd p and the buffer too
   }
 
  private:
@@ -210,6 +220,7 @@ class Sgd final : public Optimizer<T> {
   struct Coefficients {
     T rate, mu, damp, wd;
   };
+  Coefficients coefficients() const { return {T(this->step_lr_), T(momentum_), T(1 - dampening_), T(wd_)}; }
 
   template <bool kDecay>
   MagnitudeBits<T> dispatch(int momentum, T* p, const T* g, T* buf, std::size_t n, const Coefficients& c) const {
@@ -269,11 +280,7 @@ class AdamBase : public Optimizer<T> {
 
  protected:
   MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
-    const double t = static_cast<double>(this->t_);
-    const T step_size = T(this->lr / (1 - std::pow(beta1_, t)));
-    const T bc2_sqrt = T(std::sqrt(1 - std::pow(beta2_, t)));
-    const Coefficients c{T(1 - beta1_), T(beta2_), T(1 - beta2_), T(eps_), T(wd_),
-                         T(1 - this->lr * wd_), step_size, bc2_sqrt};
+    const Coefficients c = coefficients();
     // Choices fixed for the whole call become template arguments, so the
     // loop has no branches and vectorises.
     const int decay = wd_ == 0 ? kNoDecay : decoupled_ ? kDecoupled : kL2;
@@ -285,23 +292,40 @@ class AdamBase : public Optimizer<T> {
 
  private:
   // m stays between its old value and the gradient (a convex combination),
-  // and the denominator is at least eps.
+  // v >= 0 (nonnegative_state), and the denominator is at least eps.
   double bound_step(double P, double G, const double* S, double* S_next) const override {
-    const double grad = G + (!decoupled_ ? wd_ * P : 0.0);
-    S_next[0] = std::max(S[0], grad);
-    S_next[1] = beta2_ * S[1] + (1 - beta2_) * grad * grad;
-    if (amsgrad_) S_next[2] = std::max(S[2], S_next[1]);
-    if (eps_ <= 0) return std::numeric_limits<double>::infinity();
-    const double step_size = this->lr / (1 - std::pow(beta1_, static_cast<double>(this->t_)));
-    const double kept = decoupled_ ? P * std::fabs(1 - this->lr * wd_) : P;
-    // m / denom and the gradient (which may exceed the step when eps is large)
-    return std::max(kept + step_size * S_next[0] / eps_, std::max(S_next[0] / eps_, S_next[0]));
+    const Coefficients c = coefficients();
+    const double w1 = this->magnitude(c.w1), b2 = this->magnitude(c.b2), w2 = this->magnitude(c.w2),
+                 wd = this->magnitude(c.wd), decay = this->magnitude(c.decay),
+                 step_size = this->magnitude(c.step_size), eps = this->floor_of(c.eps);
+    const double grad = G + (!decoupled_ ? wd * P : 0.0);
+    S_next[0] = this->worst({S[0], grad});
+    S_next[1] = b2 * S[1] + w2 * grad * grad;
+    if (amsgrad_) S_next[2] = this->worst({S[2], S_next[1]});
+    // A zero sqrt(1 - b2^t) divides 0 by 0.
+    if (!(c.bc2_sqrt > T(0)) || !(w1 <= 1)) return this->kUnbounded;
+    const double kept = decoupled_ ? P * decay : P;
+    const double ratio = S_next[0] / eps;  // m / denom
+    // also grad - m inside the average, and v (an infinite v times a zero beta2 is NaN)
+    return this->worst({kept + step_size * ratio, ratio, grad + S[0], S_next[1]});
   }
 
   enum { kNoDecay, kL2, kDecoupled };
   struct Coefficients {
     T w1, b2, w2, eps, wd, decay, step_size, bc2_sqrt;
   };
+  Coefficients coefficients() const {
+    const double t = static_cast<double>(this->t_), rate = this->step_lr_;
+    return {T(1 - beta1_),
+            T(beta2_),
+            T(1 - beta2_),
+            T(eps_),
+            T(wd_),
+            T(1 - rate * wd_),
+            T(rate / (1 - std::pow(beta1_, t))),
+            T(std::sqrt(1 - std::pow(beta2_, t)))};
+  }
+  bool nonnegative_state(std::size_t which) const override { return which >= 1; }
 
   template <bool kAmsgrad, bool kLowWeight>
   static MagnitudeBits<T> dispatch_decay(int decay, T* p, const T* g, T* const* s, std::size_t n,
@@ -383,7 +407,7 @@ class RmsProp final : public Optimizer<T> {
 
  protected:
   MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
-    const T rate = T(this->lr), a = T(alpha_), w = T(1 - alpha_), eps = T(eps_), wd = T(wd_),
+    const T rate = T(this->step_lr_), a = T(alpha_), w = T(1 - alpha_), eps = T(eps_), wd = T(wd_),
             mu = T(momentum_);
     MagnitudeBits<T> most = 0;
     T* sq = s[0];
@@ -410,21 +434,23 @@ class RmsProp final : public Optimizer<T> {
     }
     return most;
   }
-  // The denominator is at least eps, except centered, where sqrt of a mean
-  // square minus a squared mean that rounding made negative is NaN.
+  // The denominator is at least eps while the mean square stays >= 0, so
+  // not centered (sqrt of a mean square minus a squared mean that rounding
+  // made negative is NaN) nor with alpha > 1 (a negative weight on g^2).
   double bound_step(double P, double G, const double* S, double* S_next) const override {
-    const double grad = G + wd_ * P;
-    S_next[0] = alpha_ * S[0] + (1 - alpha_) * grad * grad;
+    const double rate = this->magnitude(T(this->step_lr_)), a = this->magnitude(T(alpha_)),
+                 wd = this->magnitude(T(wd_)), mu = this->magnitude(T(momentum_)),
+                 eps = this->floor_of(T(eps_));
+    const double grad = G + wd * P;
+    S_next[0] = a * S[0] + this->magnitude(T(1 - alpha_)) * grad * grad;
     const std::size_t ga = momentum_ > 0 ? 2 : 1;
-    if (centered_) S_next[ga] = std::max(S[ga], grad);
-    if (centered_ || eps_ <= 0) {
-      if (momentum_ > 0) S_next[1] = std::numeric_limits<double>::infinity();
-      return std::numeric_limits<double>::infinity();
-    }
-    double step = grad / eps_;
-    if (momentum_ > 0) step = S_next[1] = momentum_ * S[1] + step;
-    return std::max(P + this->lr * step, std::max(step, grad));
+    if (centered_) S_next[ga] = this->worst({S[ga], grad});
+    double step = grad / eps;
+    if (momentum_ > 0) step = S_next[1] = mu * S[1] + step;
+    if (centered_ || T(1 - alpha_) < T(0)) return this->kUnbounded;
+    return this->worst({P + rate * step, step, grad, S_next[0]});
   }
+  bool nonnegative_state(std::size_t which) const override { return which == 0; }
 
  private:
   double alpha_, eps_, wd_, momentum_;
@@ -455,7 +481,7 @@ class Adagrad final : public Optimizer<T> {
  protected:
   T initial_state(std::size_t) const override { return T(initial_); }
   MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
-    const T clr = T(this->lr / (1 + static_cast<double>(this->t_ - 1) * lr_decay_));
+    const T clr = T(this->step_lr_ / (1 + static_cast<double>(this->t_ - 1) * lr_decay_));
     const T eps = T(eps_), wd = T(wd_);
     T* sum = s[0];
     MagnitudeBits<T> most = 0;
@@ -469,12 +495,12 @@ class Adagrad final : public Optimizer<T> {
     return most;
   }
   double bound_step(double P, double G, const double* S, double* S_next) const override {
-    const double grad = G + wd_ * P;
+    const double clr = this->magnitude(T(this->step_lr_ / (1 + static_cast<double>(this->t_ - 1) * lr_decay_)));
+    const double grad = G + this->magnitude(T(wd_)) * P, eps = this->floor_of(T(eps_));
     S_next[0] = S[0] + grad * grad;
-    if (eps_ <= 0) return std::numeric_limits<double>::infinity();
-    const double clr = this->lr / (1 + static_cast<double>(this->t_ - 1) * lr_decay_);
-    return std::max(P + clr * grad / eps_, std::max(grad / eps_, grad));
+    return this->worst({P + clr * grad / eps, grad / eps, grad, S_next[0]});
   }
+  bool nonnegative_state(std::size_t) const override { return true; }
 
  private:
   double lr_decay_, wd_, initial_, eps_;
@@ -502,7 +528,7 @@ class Rprop final : public Optimizer<T> {
   std::vector<std::string> state_names() const override { return {"prev", "step_size"}; }
 
  protected:
-  T initial_state(std::size_t which) const override { return which == 1 ? T(this->lr) : T(0); }
+  T initial_state(std::size_t which) const override { return which == 1 ? T(this->step_lr_) : T(0); }
   MagnitudeBits<T> update(T* p, const T* g, T* const* s, std::size_t n) const override {
     const T up = T(eta_plus_), down = T(eta_minus_), lo = T(step_min_), hi = T(step_max_);
     T* prev = s[0];
@@ -523,9 +549,11 @@ class Rprop final : public Optimizer<T> {
   }
   // Each step moves a parameter by at most its step size, kept within [step_min, step_max].
   double bound_step(double P, double G, const double* S, double* S_next) const override {
+    const double up = this->magnitude(T(eta_plus_)), lo = this->magnitude(T(step_min_)),
+                 hi = static_cast<double>(T(step_max_));  // +inf (no cap) is a valid cap here
     S_next[0] = G;
-    S_next[1] = std::min(std::max(S[1] * eta_plus_, step_min_), step_max_);
-    return std::max(P + S_next[1], S[1] * eta_plus_);  // the step grows before it is clamped
+    S_next[1] = std::min(std::max(S[1] * up, lo), hi);
+    return this->worst({P + S_next[1], S[1] * up});  // the step grows before it is clamped
   }
 
  private:

@@ -4,7 +4,10 @@
 // covering only the trainable ranges (frozen layers carry no state).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,7 +60,10 @@ class Optimizer {
                       double param_max, double grad_max, UpdateSums* sums = nullptr);
 
   std::int64_t steps() const { return t_; }
-  void set_steps(std::int64_t t) { t_ = t; }
+  void set_steps(std::int64_t t) {
+    require(t >= 0, "optimizer step count must be non-negative");
+    t_ = t;
+  }
   std::vector<std::vector<T>>& state() { return state_; }
   // Restores buffers taken from state() (a checkpoint) and the step count.
   void load_state(std::vector<std::vector<T>> state, std::int64_t steps);
@@ -65,6 +71,7 @@ class Optimizer {
     t_ = 0;
     state_.clear();
     state_bound_.clear();
+    state_signs_ok_ = true;
     layout_.clear();
     state_ready_ = false;
   }
@@ -85,13 +92,37 @@ class Optimizer {
   // none), and writes bounds on the state after it into S_next. Exact
   // arithmetic is enough: step_bound's caller leaves a wide margin for rounding.
   virtual double bound_step(double P, double G, const double* S, double* S_next) const = 0;
+  // Buffers whose elements the rule keeps >= 0 (second moments), which its
+  // bound relies on; a loaded state with a negative one there gets no bound.
+  virtual bool nonnegative_state(std::size_t /*which*/) const { return false; }
+
+  // Helpers for bound_step. The largest of some bounds, +inf when one is
+  // NaN (an infinite coefficient times zero) or infinite.
+  static double worst(std::initializer_list<double> bounds) {
+    double most = 0;
+    for (double b : bounds) {
+      if (!(b <= std::numeric_limits<double>::max())) return kUnbounded;
+      most = b > most ? b : most;
+    }
+    return most;
+  }
+  // |x| of a coefficient as the loop uses it, in T: +inf when it overflowed T.
+  static double magnitude(T x) { return std::isfinite(x) ? std::fabs(static_cast<double>(x)) : kUnbounded; }
+  // eps as the floor of a denominator: 0 (so no bound) unless a normal
+  // number of T, since flush-to-zero arithmetic treats a subnormal as zero.
+  static double floor_of(T eps) {
+    return std::isfinite(eps) && eps >= std::numeric_limits<T>::min() ? static_cast<double>(eps) : 0.0;
+  }
+  static constexpr double kUnbounded = std::numeric_limits<double>::infinity();
 
   std::int64_t t_ = 0;
+  double step_lr_ = 0;  // lr as begin_step found it: another thread changing lr mid-step changes nothing
 
  private:
   static constexpr std::size_t kMaxStateBuffers = 4;
   std::vector<std::vector<T>> state_;
   std::vector<double> state_bound_;  // >= max |state_[i]|
+  bool state_signs_ok_ = true;       // no negative element where nonnegative_state says there is none
   bool state_ready_ = false;
   std::vector<Segment> layout_;  // the ranges the state belongs to
   std::vector<double> block_max_, block_delta_sq_, block_before_sq_;  // run_step's per-block results

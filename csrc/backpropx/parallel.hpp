@@ -2,8 +2,10 @@
 // outputs, so results never depend on how many threads run them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -65,9 +67,24 @@ void parallel_for(std::size_t n_tasks, Body&& body) {
   // No more threads than tasks: the extra ones would only be created and joined.
   const int team = n_tasks < static_cast<std::size_t>(threads) ? static_cast<int>(n_tasks) : threads;
   if (threading() == Threading::pool) {
-    using B = std::remove_reference_t<Body>;
-    pool_run(n_tasks, team, [](void* ctx, std::size_t t) { (*static_cast<B*>(ctx))(t); },
-             const_cast<void*>(static_cast<const void*>(&body)));
+    // A task that throws must not unwind past the pool (its helpers may still
+    // be running the region's other tasks): the first exception is kept and
+    // rethrown once the region is over.
+    struct Call {
+      explicit Call(std::remove_reference_t<Body>* b) : body(b) {}
+      std::remove_reference_t<Body>* body;
+      std::atomic<bool> failed{false};
+      std::exception_ptr error;
+    } call(&body);
+    pool_run(n_tasks, team, [](void* ctx, std::size_t t) {
+      auto* c = static_cast<Call*>(ctx);
+      try {
+        (*c->body)(t);
+      } catch (...) {
+        if (!c->failed.exchange(true)) c->error = std::current_exception();
+      }
+    }, &call);
+    if (call.error) std::rethrow_exception(call.error);
     return;
   }
   const long long count = static_cast<long long>(n_tasks);

@@ -18,7 +18,8 @@ namespace bpx {
 // Runs fn(ctx, t) for t in [0, n_tasks) on the calling thread and up to
 // team - 1 pool threads; returns when every task has finished. A call made
 // while the pool is running another region (a second user thread, or a
-// nested call) runs its tasks on the calling thread instead.
+// nested call) runs its tasks on the calling thread instead. fn must not
+// throw (parallel_for catches for it).
 void pool_run(std::size_t n_tasks, int team, void (*fn)(void*, std::size_t), void* ctx);
 
 // True on a pool thread, and on the caller while it runs a region's tasks.

@@ -156,8 +156,9 @@ EpochStats Trainer<T>::train_epoch(Input<T> X, Targets<T> y, std::size_t n,
                            " at batch " + std::to_string(b + 1) + ", first seen in " +
                            non_finite_origin() + "; this batch's update was not applied");
     for (std::size_t k = 0; k < L; ++k) norm_sum[k] += std::sqrt(layer_sq_[k]);
-    // sqrt of the sum of squares bounds every |g| (what the update's bound needs).
-    const double grad_max = std::sqrt(clip_gradients(segments, total_sq));
+    // sqrt of the sum of squares bounds every |g| (what the update's bound
+    // needs), except that squares below DBL_MIN (|g| < 1.5e-154) may vanish.
+    const double grad_max = std::max(std::sqrt(clip_gradients(segments, total_sq)), 1e-150);
     const bool last = b + 1 == batches;
     param_max = apply_update(net_, opt_, segments, grad_max, param_max, undo_, "batch " + std::to_string(b + 1),
                              last ? &update_sums_ : nullptr);
