@@ -52,8 +52,8 @@ class Optimizer {
   // divide 0 by 0). A finite bound well below the type's range proves that
   // the step cannot overflow, so the caller needs no copy to undo it.
   double step_bound(double param_max, double grad_max);
-  // Applies the begun step. Checks the parameters it wrote for finiteness
-  // and their largest magnitude block by block, while they are in cache;
+  // Applies the begun step, reporting whether the parameters it wrote are
+  // finite and their largest magnitude (taken in the loop that writes them);
   // fills `sums` (one entry per segment) when given. Results do not depend
   // on the thread count.
   StepReport run_step(T* params, const T* grads, const std::vector<Segment>& segments,
