@@ -85,7 +85,6 @@ class Pool {
     }
   }
 
- private:
   // Claims and runs tasks of `region` until none is left.
   void work(std::uint64_t region) {
     std::uint64_t word = claim_.load(std::memory_order_acquire);
