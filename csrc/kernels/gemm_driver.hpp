@@ -191,10 +191,17 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
         }
         const size_t tiles_n = (nb + nt - 1) / nt;
         const size_t tiles = ((mb + mt - 1) / mt) * tiles_n;
+        // With one row of tasks a slice of a B panel serves one task only:
+        // it is packed into a small buffer of the task's thread, which stays
+        // in L1, instead of the shared one, whose lines (NB x KB elements,
+        // megabytes) would cost a fetch from memory and a write-back each.
+        const bool b_private = pack_b && tiles == tiles_n;
 
         auto task = [&](size_t t) {
           const size_t ti0 = (t / tiles_n) * mt, ti1 = min_sz(mb, ti0 + mt);
           const size_t tj0 = (t % tiles_n) * nt, tj1 = min_sz(nb, tj0 + nt);
+          T* b_own =
+              b_private ? static_cast<T*>(packing_buffer(3, NR * KC * sizeof(T))) : nullptr;
           // Each KC slice of a panel is packed by the first task that needs
           // it, right before its first use (so it is still in cache), inside
           // this one parallel region: no barrier between packing and computing.
@@ -205,7 +212,11 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
               const size_t n = min_sz(NR, tj1 - jr);
               const T* bp;
               size_t b_ld;
-              if (pack_b) {
+              if (b_private) {
+                pack_b_panel<Kern>(trans_b, B, ldb, j0 + jr, n, k0 + p0, kc, b_own);
+                bp = b_own;
+                b_ld = NR;
+              } else if (pack_b) {
                 const size_t q = jr / NR;
                 T* packed = b_buf + q * NR * kb + p0 * NR;
                 ensure_packed(&b_state[q * max_slices + slice], [&] {

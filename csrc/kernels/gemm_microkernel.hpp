@@ -35,6 +35,18 @@ inline void micro_tile(std::size_t kc, const typename V::T* a, std::size_t rs, s
   const typename V::mask m0 = V::first(kFullN || n >= W ? W : n);
   const typename V::mask m1 = V::first(kFullN ? W : (n > W ? n - W : 0));
 
+  // The tile of C is read (or written) only after the k loop, and on a
+  // large product it has left L1 and L2 since the previous KC slice: fetch
+  // it now, so the epilogue does not wait for memory.
+  if (!kTransC) {
+#pragma GCC unroll 32
+    for (std::size_t i = 0; i < MR; ++i) {
+      if (i >= m) break;
+      __builtin_prefetch(c + i * ldc, 0, 3);
+      __builtin_prefetch(c + i * ldc + 2 * W - 1, 0, 3);
+    }
+  }
+
   reg acc[MR][2];
 #pragma GCC unroll 32
   for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V::zero();
