@@ -18,8 +18,11 @@
 //                     T beta);
 //   };
 //
-// Loops: chunks of K (kMaxKB), N (kMaxNB) and M (kMaxMB) bound the packing
-// buffers; each chunk is one parallel_for over tasks, MC x NT tiles of C.
+// Loops: chunks of K (one KC slice), N (kMaxNB) and M (kMaxMB) bound the
+// packing buffers; each chunk is one parallel_for over tasks, MC x NT tiles
+// of C. A chunk of one slice keeps the buffers small enough to stay in cache
+// from one slice, and one product, to the next: 4 MiB ones (chunks of 1024)
+// cost 5-8 % on square 1024 when another library ran in between.
 // A task walks KC slices, then NR-column micro-panels of packed op(B), then
 // MR-row micro-panels of packed op(A) (the A block stays in L2, the B
 // micro-panel in L1/L2). The first task to need a slice of a panel packs it
@@ -53,10 +56,9 @@ inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 
 // Chunks of the operands packed at once: bounds the packing buffers to
-// kMaxMB * kMaxKB + kMaxKB * kMaxNB elements.
+// (kMaxMB + kMaxNB) * KC elements.
 constexpr size_t kMaxMB = 1024;
 constexpr size_t kMaxNB = 2048;
-constexpr size_t kMaxKB = 1024;
 // Products X . W^T with at most this many columns take the dot-product path.
 constexpr size_t kDotMaxN = 16;
 
@@ -152,7 +154,7 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
   const bool pack_a = N > 2 * NR && M > MR;
   const int threads = gemm_threads(double(M) * double(N) * double(K));
 
-  const size_t KB = min_sz(K, kMaxKB);
+  const size_t KB = min_sz(K, KC);
   const size_t NB = min_sz(N, kMaxNB);
   const size_t MB = min_sz(M, kMaxMB);
   const size_t max_a_panels = (MB + MR - 1) / MR, max_b_panels = (NB + NR - 1) / NR;
