@@ -18,11 +18,9 @@
 //                     T beta);
 //   };
 //
-// Loops: chunks of K (one KC slice), N (kMaxNB) and M (kMaxMB) bound the
-// packing buffers; each chunk is one parallel_for over tasks, MC x NT tiles
-// of C. A chunk of one slice keeps the buffers small enough to stay in cache
-// from one slice, and one product, to the next: 4 MiB ones (chunks of 1024)
-// cost 5-8 % on square 1024 when another library ran in between.
+// Loops: chunks of K (whole KC slices, kPackBudget), N (kMaxNB) and M
+// (kMaxMB) bound the packing buffers; each chunk is one parallel_for over
+// tasks, MC x NT tiles of C.
 // A task walks KC slices, then NR-column micro-panels of packed op(B), then
 // MR-row micro-panels of packed op(A) (the A block stays in L2, the B
 // micro-panel in L1/L2). The first task to need a slice of a panel packs it
@@ -55,10 +53,13 @@ using std::size_t;
 inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
 
-// Chunks of the operands packed at once: bounds the packing buffers to
-// (kMaxMB + kMaxNB) * KC elements.
+// Chunks of the operands packed at once: bound the packing buffers to
+// (kMaxMB + kMaxNB) * kMaxKB elements, and to kPackBudget bytes where one KC
+// slice allows (see gemm_blocked).
 constexpr size_t kMaxMB = 1024;
 constexpr size_t kMaxNB = 2048;
+constexpr size_t kMaxKB = 1024;
+constexpr size_t kPackBudget = size_t(512) << 10;
 // Products X . W^T with at most this many columns take the dot-product path.
 constexpr size_t kDotMaxN = 16;
 // KC slices shallower than this walk C by rows of micro-tiles (see the task;
@@ -163,6 +164,25 @@ void prefetch_b_source(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n
   }
 }
 
+// Tasks: mt x nt tiles of a chunk's mb x nb block of C (multiples of MR x NR
+// on a fixed grid), made smaller until every thread has a few.
+template <class Kern>
+void task_grid(size_t mb, size_t nb, int threads, size_t* mt_out, size_t* nt_out) {
+  constexpr size_t MR = Kern::MR, NR = Kern::NR;
+  size_t mt = min_sz(round_up(Kern::MC, MR), round_up(mb, MR));
+  size_t nt = min_sz(round_up(Kern::NT, NR), round_up(nb, NR));
+  if (threads > 1) {
+    const size_t want = 4 * static_cast<size_t>(threads);
+    auto count = [&] { return ((mb + mt - 1) / mt) * ((nb + nt - 1) / nt); };
+    while (count() < want && (nt > NR || mt > MR)) {
+      if (nt > NR && (nt >= mt || mt <= MR)) nt = round_up(nt / 2, NR);
+      else mt = round_up(mt / 2, MR);
+    }
+  }
+  *mt_out = mt;
+  *nt_out = nt;
+}
+
 enum PanelState : int { kUnpacked = 0, kPacking = 1, kPacked = 2 };
 
 // Runs pack() if no other thread has claimed the panel, else waits until the
@@ -200,9 +220,23 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
   const bool pack_a = N > 2 * NR && M > MR;
   const int threads = gemm_threads(double(M) * double(N) * double(K));
 
-  const size_t KB = min_sz(K, KC);
   const size_t NB = min_sz(N, kMaxNB);
   const size_t MB = min_sz(M, kMaxMB);
+  // Chunks of K: as many KC slices (up to kMaxKB deep) as keep the shared
+  // packing buffers within kPackBudget. Big buffers leave the cache between
+  // slices and between products (one slice of square 1024 packs 2 MiB; 4 MiB
+  // chunks cost it 5-8 % when another library ran in between); small ones
+  // (a batch of 32 rows of A) take whole K at once, in fewer parallel
+  // regions, each ending in a join. B packs into the shared buffer only with
+  // more than one row of tasks (see b_private below).
+  size_t mt0, nt0;
+  task_grid<Kern>(MB, NB, threads, &mt0, &nt0);
+  const bool b_shared = pack_b && mt0 < MB;
+  const size_t slice_bytes =
+      ((pack_a ? round_up(MB, MR) : 0) + (b_shared ? round_up(NB, NR) : 0)) * KC * sizeof(T);
+  const size_t most = kMaxKB > KC ? kMaxKB / KC : 1;
+  const size_t fit = slice_bytes == 0 ? most : kPackBudget / slice_bytes;
+  const size_t KB = min_sz(K, (fit < 1 ? 1 : min_sz(fit, most)) * KC);
   const size_t max_a_panels = (MB + MR - 1) / MR, max_b_panels = (NB + NR - 1) / NR;
   T* a_buf = pack_a ? static_cast<T*>(packing_buffer(0, max_a_panels * MR * KB * sizeof(T)))
                     : nullptr;
@@ -225,18 +259,8 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
         const size_t mb = min_sz(MB, M - i0);
         for (size_t p = 0; p < max_a_panels * max_slices; ++p) a_state[p] = kUnpacked;
 
-        // Tasks: MT x NT tiles of C (multiples of MR x NR on a fixed grid),
-        // made smaller until every thread has a few.
-        size_t mt = min_sz(round_up(Kern::MC, MR), round_up(mb, MR));
-        size_t nt = min_sz(round_up(Kern::NT, NR), round_up(nb, NR));
-        if (threads > 1) {
-          const size_t want = 4 * static_cast<size_t>(threads);
-          auto count = [&] { return ((mb + mt - 1) / mt) * ((nb + nt - 1) / nt); };
-          while (count() < want && (nt > NR || mt > MR)) {
-            if (nt > NR && (nt >= mt || mt <= MR)) nt = round_up(nt / 2, NR);
-            else mt = round_up(mt / 2, MR);
-          }
-        }
+        size_t mt, nt;
+        task_grid<Kern>(mb, nb, threads, &mt, &nt);
         const size_t tiles_n = (nb + nt - 1) / nt;
         const size_t tiles = ((mb + mt - 1) / mt) * tiles_n;
         // With one row of tasks a slice of a B panel serves one task only:
