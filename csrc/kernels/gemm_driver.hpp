@@ -131,6 +131,35 @@ void pack_b_panel(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n, siz
   interleave<NR>(B + j0 * ldb + k0, ldb, n, kb, dst);
 }
 
+// Panels of op(B) = B (not transposed) that a task packs for itself at once.
+constexpr size_t kOwnPanels = 4;
+
+// Packs op(B)(k0 : k0 + kb, j0 : j0 + n) = B (no transpose), n <= kOwnPanels
+// NR, as consecutive NR-column panels of kb rows (panel q at dst + q NR kb,
+// the last one zero-padded). Row by row: one panel alone reads a single line
+// per row, rows ldb apart, and waits on memory for each (9 % of W3's dX);
+// four panels read 256 contiguous bytes a row.
+template <class Kern, class T>
+void pack_b_rows(const T* B, size_t ldb, size_t j0, size_t n, size_t k0, size_t kb, T* dst) {
+  using V = typename Kern::V;
+  constexpr size_t NR = Kern::NR, W = V::W;
+  const size_t full = n / NR, rest = n % NR;
+  const typename V::mask m0 = V::first(rest < W ? rest : W);
+  const typename V::mask m1 = V::first(rest > W ? rest - W : 0);
+  for (size_t k = 0; k < kb; ++k) {
+    const T* src = B + (k0 + k) * ldb + j0;
+    T* d = dst + k * NR;
+    for (size_t q = 0; q < full; ++q) {
+      V::store(d + q * NR * kb, V::load(src + q * NR));
+      V::store(d + q * NR * kb + W, V::load(src + q * NR + W));
+    }
+    if (rest != 0) {
+      V::store(d + full * NR * kb, V::load(src + full * NR, m0));
+      V::store(d + full * NR * kb + W, V::load(src + full * NR + W, m1));
+    }
+  }
+}
+
 // The source of a slice of a B panel, op(B)(k0 : k0 + kb, j0 : j0 + n), as
 // numbered pieces of at most a cache line each: kb rows of n elements, or
 // (transposed) n rows of kb elements, a line at a time.
@@ -272,8 +301,9 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
         auto task = [&](size_t t) {
           const size_t ti0 = (t / tiles_n) * mt, ti1 = min_sz(mb, ti0 + mt);
           const size_t tj0 = (t % tiles_n) * nt, tj1 = min_sz(nb, tj0 + nt);
-          T* b_own =
-              b_private ? static_cast<T*>(packing_buffer(3, NR * KC * sizeof(T))) : nullptr;
+          T* b_own = b_private
+                         ? static_cast<T*>(packing_buffer(3, kOwnPanels * NR * KC * sizeof(T)))
+                         : nullptr;
           // Each KC slice of a panel is packed by the first task that needs
           // it, right before its first use (so it is still in cache), inside
           // this one parallel region: no barrier between packing and computing.
@@ -283,10 +313,17 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
             // Packed op(B) panel jr of this slice, or op(B) in place.
             auto b_panel = [&](size_t jr, size_t* b_ld) -> const T* {
               *b_ld = NR;
-              if (b_private) {
+              if (b_private && trans_b) {
                 pack_b_panel<Kern>(trans_b, B, ldb, j0 + jr, min_sz(NR, tj1 - jr), k0 + p0, kc,
                                    b_own);
                 return b_own;
+              }
+              if (b_private) {  // kOwnPanels panels at a time, see pack_b_rows
+                const size_t g = (jr - tj0) / NR % kOwnPanels;
+                if (g == 0)
+                  pack_b_rows<Kern>(B, ldb, j0 + jr, min_sz(kOwnPanels * NR, tj1 - jr), k0 + p0,
+                                    kc, b_own);
+                return b_own + g * NR * kc;
               }
               if (pack_b) {
                 const size_t q = jr / NR;
@@ -340,8 +377,9 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
               // The next panel of this task, when this task will pack it.
               const size_t jn = jr + NR;
               const bool pf = pack_b && jn < tj1 &&
-                              (b_private || __atomic_load_n(&b_state[(jn / NR) * max_slices + slice],
-                                                            __ATOMIC_RELAXED) == kUnpacked);
+                              (b_private ? trans_b || (jn - tj0) / NR % kOwnPanels == 0
+                                         : __atomic_load_n(&b_state[(jn / NR) * max_slices + slice],
+                                                           __ATOMIC_RELAXED) == kUnpacked);
               const size_t nn = min_sz(NR, nb - jn);
               const size_t pieces = pf ? b_source_pieces<T>(trans_b, nn, kc) : 0;
               const size_t micro_tiles = (ti1 - ti0 + MR - 1) / MR;
