@@ -79,25 +79,31 @@ void scale_c(size_t m, size_t n, T beta, T* C, size_t ldc) {
   }
 }
 
-// Packs op(A)(i0 : i0 + m, k0 : k0 + kb) as one MR-row panel: dst[k * MR + i].
+// Packs op(A)(i0 : i0 + m, k0 : k0 + kb) = A as one MR-row panel,
+// dst[k * MR + i]: a transpose (A^T packs by groups, pack_a_rows).
 template <class Kern, class T>
-void pack_a_panel(bool trans_a, const T* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kb,
-                  T* dst) {
+void pack_a_panel(const T* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kb, T* dst) {
+  interleave<Kern::MR>(A + i0 * lda + k0, lda, m, kb, dst);
+}
+
+// Packs op(A)(i0 : i0 + m, k0 : k0 + kb) = A^T, m <= kAGroup MR, as MR-row
+// panels (panel q at dst + q stride, dst[k * MR + i], the last one
+// zero-padded): row k of A holds a row of each panel, so the group reads
+// 8 MR contiguous elements a row where one panel read MR (the rows, lda
+// apart, each a wait on memory: dW = dY^T . X).
+template <class Kern, class T>
+void pack_a_rows(const T* A, size_t lda, size_t i0, size_t m, size_t k0, size_t kb, T* dst,
+                 size_t stride) {
   constexpr size_t MR = Kern::MR;
-  if (trans_a) {  // op(A)(i, k) = A[k * lda + i]: rows of A are columns of the panel
-    for (size_t k = 0; k < kb; ++k) {
-      const T* src = A + (k0 + k) * lda + i0;
-      T* d = dst + k * MR;
-      if (m == MR) {
-        for (size_t i = 0; i < MR; ++i) d[i] = src[i];
-      } else {
-        for (size_t i = 0; i < MR; ++i) d[i] = i < m ? src[i] : T(0);
-      }
-    }
-    return;
+  const size_t full = m / MR, rest = m % MR;
+  for (size_t k = 0; k < kb; ++k) {
+    const T* src = A + (k0 + k) * lda + i0;
+    T* d = dst + k * MR;
+    for (size_t q = 0; q < full; ++q)
+      for (size_t i = 0; i < MR; ++i) d[q * stride + i] = src[q * MR + i];
+    if (rest != 0)
+      for (size_t i = 0; i < MR; ++i) d[full * stride + i] = i < rest ? src[full * MR + i] : T(0);
   }
-  // op(A)(i, k) = A[i * lda + k]: a transpose.
-  interleave<MR>(A + i0 * lda + k0, lda, m, kb, dst);
 }
 
 // Packs op(B)(k0 : k0 + kb, j0 : j0 + n) as one NR-column panel: dst[k * NR + j].
@@ -131,16 +137,20 @@ void pack_b_panel(bool trans_b, const T* B, size_t ldb, size_t j0, size_t n, siz
   interleave<NR>(B + j0 * ldb + k0, ldb, n, kb, dst);
 }
 
-// Panels of op(B) = B (not transposed) that a task packs for itself at once.
+// Panels of op(B) = B (not transposed) packed at once (pack_b_rows), by a
+// task for itself or into the shared buffer.
 constexpr size_t kOwnPanels = 4;
+// Panels of op(A) = A^T packed at once (pack_a_rows).
+constexpr size_t kAGroup = 8;
 
 // Packs op(B)(k0 : k0 + kb, j0 : j0 + n) = B (no transpose), n <= kOwnPanels
-// NR, as consecutive NR-column panels of kb rows (panel q at dst + q NR kb,
-// the last one zero-padded). Row by row: one panel alone reads a single line
-// per row, rows ldb apart, and waits on memory for each (9 % of W3's dX);
-// four panels read 256 contiguous bytes a row.
+// NR, as NR-column panels of kb rows (panel q at dst + q stride, the last one
+// zero-padded). Row by row: one panel alone reads a single line per row,
+// rows ldb apart, and waits on memory for each (9 % of W3's dX); four panels
+// read 256 contiguous bytes a row.
 template <class Kern, class T>
-void pack_b_rows(const T* B, size_t ldb, size_t j0, size_t n, size_t k0, size_t kb, T* dst) {
+void pack_b_rows(const T* B, size_t ldb, size_t j0, size_t n, size_t k0, size_t kb, T* dst,
+                 size_t stride) {
   using V = typename Kern::V;
   constexpr size_t NR = Kern::NR, W = V::W;
   const size_t full = n / NR, rest = n % NR;
@@ -150,12 +160,12 @@ void pack_b_rows(const T* B, size_t ldb, size_t j0, size_t n, size_t k0, size_t 
     const T* src = B + (k0 + k) * ldb + j0;
     T* d = dst + k * NR;
     for (size_t q = 0; q < full; ++q) {
-      V::store(d + q * NR * kb, V::load(src + q * NR));
-      V::store(d + q * NR * kb + W, V::load(src + q * NR + W));
+      V::store(d + q * stride, V::load(src + q * NR));
+      V::store(d + q * stride + W, V::load(src + q * NR + W));
     }
     if (rest != 0) {
-      V::store(d + full * NR * kb, V::load(src + full * NR, m0));
-      V::store(d + full * NR * kb + W, V::load(src + full * NR + W, m1));
+      V::store(d + full * stride, V::load(src + full * NR, m0));
+      V::store(d + full * stride + W, V::load(src + full * NR + W, m1));
     }
   }
 }
@@ -322,8 +332,16 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
                 const size_t g = (jr - tj0) / NR % kOwnPanels;
                 if (g == 0)
                   pack_b_rows<Kern>(B, ldb, j0 + jr, min_sz(kOwnPanels * NR, tj1 - jr), k0 + p0,
-                                    kc, b_own);
+                                    kc, b_own, NR * kc);
                 return b_own + g * NR * kc;
+              }
+              if (pack_b && !trans_b) {  // a group of panels, under the state of its first
+                const size_t q = jr / NR, g0 = q / kOwnPanels * kOwnPanels;
+                ensure_packed(&b_state[g0 * max_slices + slice], [&] {
+                  pack_b_rows<Kern>(B, ldb, j0 + g0 * NR, min_sz(kOwnPanels * NR, nb - g0 * NR),
+                                    k0 + p0, kc, b_buf + g0 * NR * kb + p0 * NR, NR * kb);
+                });
+                return b_buf + q * NR * kb + p0 * NR;
               }
               if (pack_b) {
                 const size_t q = jr / NR;
@@ -344,10 +362,17 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
               if (pack_a) {
                 const size_t p = ir / MR;
                 T* ap = a_buf + p * MR * kb + p0 * MR;
-                ensure_packed(&a_state[p * max_slices + slice], [&] {
-                  pack_a_panel<Kern>(trans_a, A, lda, i0 + ir, min_sz(MR, mb - ir), k0 + p0, kc,
-                                     ap);
-                });
+                if (trans_a) {  // a group of panels, under the state of its first
+                  const size_t g0 = p / kAGroup * kAGroup;
+                  ensure_packed(&a_state[g0 * max_slices + slice], [&] {
+                    pack_a_rows<Kern>(A, lda, i0 + g0 * MR, min_sz(kAGroup * MR, mb - g0 * MR),
+                                      k0 + p0, kc, a_buf + g0 * MR * kb + p0 * MR, MR * kb);
+                  });
+                } else {
+                  ensure_packed(&a_state[p * max_slices + slice], [&] {
+                    pack_a_panel<Kern>(A, lda, i0 + ir, min_sz(MR, mb - ir), k0 + p0, kc, ap);
+                  });
+                }
                 Kern::run(kc, ap, 1, MR, true, bp, b_ld, c, ldc, c_trans, m, n, alpha, beta_p);
               } else if (trans_a) {
                 Kern::run(kc, A + (k0 + p0) * lda + i0 + ir, 1, lda, false, bp, b_ld, c, ldc,
@@ -376,10 +401,12 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
               const T* bp = b_panel(jr, &b_ld);
               // The next panel of this task, when this task will pack it.
               const size_t jn = jr + NR;
+              // (Panels of B not transposed pack by groups: fetch before a group.)
+              const size_t jq = trans_b ? jn / NR : jn / NR / kOwnPanels * kOwnPanels;
               const bool pf = pack_b && jn < tj1 &&
-                              (b_private ? trans_b || (jn - tj0) / NR % kOwnPanels == 0
-                                         : __atomic_load_n(&b_state[(jn / NR) * max_slices + slice],
-                                                           __ATOMIC_RELAXED) == kUnpacked);
+                              (trans_b || (jn - (b_private ? tj0 : 0)) / NR % kOwnPanels == 0) &&
+                              (b_private || __atomic_load_n(&b_state[jq * max_slices + slice],
+                                                            __ATOMIC_RELAXED) == kUnpacked);
               const size_t nn = min_sz(NR, nb - jn);
               const size_t pieces = pf ? b_source_pieces<T>(trans_b, nn, kc) : 0;
               const size_t micro_tiles = (ti1 - ti0 + MR - 1) / MR;
