@@ -322,7 +322,8 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
           // Each KC slice of a panel is packed by the first task that needs
           // it, right before its first use (so it is still in cache), inside
           // this one parallel region: no barrier between packing and computing.
-          for (size_t p0 = 0; p0 < kb; p0 += KC) {
+          // One KC slice (at p0) over the panels [jr0, jr1) of op(B).
+          auto slice_pass = [&](size_t p0, size_t jr0, size_t jr1) {
             const size_t kc = min_sz(KC, kb - p0), slice = p0 / KC;
             const T beta_p = p0 == 0 ? beta_k : T(1);
             // Packed op(B) panel jr of this slice, or op(B) in place.
@@ -394,21 +395,21 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
               // row panel by row panel, so each of its rows streams through
               // once in address order; the whole packed B slice fits in L2.
               for (size_t ir = ti0; ir < ti1; ir += MR)
-                for (size_t jr = tj0; jr < tj1; jr += NR) {
+                for (size_t jr = jr0; jr < jr1; jr += NR) {
                   size_t b_ld;
                   const T* bp = b_panel(jr, &b_ld);
                   tile(ir, jr, bp, b_ld);
                 }
-              continue;
+              return;
             }
-            for (size_t jr = tj0; jr < tj1; jr += NR) {
+            for (size_t jr = jr0; jr < jr1; jr += NR) {
               size_t b_ld;
               const T* bp = b_panel(jr, &b_ld);
               // The next panel of this task, when this task will pack it.
               const size_t jn = jr + NR;
               // (Panels of B not transposed pack by groups: fetch before a group.)
               const size_t jq = trans_b ? jn / NR : jn / NR / kOwnPanels * kOwnPanels;
-              const bool pf = pack_b && jn < tj1 &&
+              const bool pf = pack_b && jn < jr1 &&
                               (trans_b || (jn - (b_private ? tj0 : 0)) / NR % kOwnPanels == 0) &&
                               (b_private || __atomic_load_n(&b_state[jq * max_slices + slice],
                                                             __ATOMIC_RELAXED) == kUnpacked);
@@ -426,6 +427,17 @@ void gemm_blocked(bool trans_a, bool trans_b, size_t M, size_t N, size_t K,
                 tile(ir, jr, bp, b_ld);
               }
             }
+          };
+          if (b_private && trans_b && kb > KC) {
+            // X . W^T of a small batch: each panel of W^T through all the
+            // slices of the chunk before the next panel, so the panel's rows
+            // of W stream on in address order (slice after slice), and its
+            // column of C stays in L1 between slices. Each element of C still
+            // takes its slices in ascending order.
+            for (size_t jr = tj0; jr < tj1; jr += NR)
+              for (size_t p0 = 0; p0 < kb; p0 += KC) slice_pass(p0, jr, jr + NR);
+          } else {
+            for (size_t p0 = 0; p0 < kb; p0 += KC) slice_pass(p0, tj0, tj1);
           }
         };
         run_tasks(threads, tiles, task);
