@@ -1,7 +1,7 @@
-// GEMM speed: square products, the three training products of the W1 and W3
-// layers, and skinny shapes, float and double, 1 and 2 threads. Every
-// benchmark first checks its result against bpx::gemm_naive on sampled
-// elements, then reports the counter GFLOP=x/s (2 M N K flops per product).
+// GEMM speed: square products, the three training products of the W1, W3 and
+// W4 layers, small-K and skinny shapes of training at batch 16-128, float and
+// double, 1 and 2 threads. Every benchmark first checks its result against
+// bpx::gemm_naive on sampled elements, then reports the counter GFLOP=x/s (2 M N K flops per product).
 //
 //   bench_gemm                                  all shapes (minutes)
 //   BACKPROPX_BENCH_SMOKE=1 bench_gemm          tiny shapes only (seconds, for CI)
@@ -59,6 +59,23 @@ const Case kFull[] = {
     {"W3.1024-10.fwd", 256, 10, 1024, Trans::N, Trans::T, 0},
     {"W3.1024-10.dX", 256, 1024, 10, Trans::N, Trans::N, 0},
     {"W3.1024-10.dW", 10, 1024, 256, Trans::T, Trans::N, 1},
+    {"W4.2048-1024.fwd", 32, 1024, 2048, Trans::N, Trans::T, 0},
+    {"W4.2048-1024.dW", 1024, 2048, 32, Trans::T, Trans::N, 1},
+    {"W4.1024-10.dX", 32, 1024, 10, Trans::N, Trans::N, 0},
+    // Small K (dW = dY^T . X at batch K) and skinny products of training at
+    // batch 16-128: the packing and the thread split weigh most here.
+    {"smallK.1024x2048x16.dW", 1024, 2048, 16, Trans::T, Trans::N, 1},
+    {"smallK.1024x2048x32.dW", 1024, 2048, 32, Trans::T, Trans::N, 1},
+    {"smallK.1024x2048x64.dW", 1024, 2048, 64, Trans::T, Trans::N, 1},
+    {"smallK.1024x2048x128.dW", 1024, 2048, 128, Trans::T, Trans::N, 1},
+    {"smallK.1024x2048x32.nn", 1024, 2048, 32, Trans::N, Trans::N, 0},
+    {"skinnyM.32x1024x2048.fwd", 32, 1024, 2048, Trans::N, Trans::T, 0},
+    {"skinnyM.16x1024x2048.fwd", 16, 1024, 2048, Trans::N, Trans::T, 0},
+    {"skinnyM.128x1024x2048.fwd", 128, 1024, 2048, Trans::N, Trans::T, 0},
+    {"skinnyN.64x10x1024.fwd", 64, 10, 1024, Trans::N, Trans::T, 0},
+    {"skinnyN.128x10x1024.fwd", 128, 10, 1024, Trans::N, Trans::T, 0},
+    {"skinnyN.128x10x1024.dX", 128, 1024, 10, Trans::N, Trans::N, 0},
+    {"skinnyN.10x1024x128.dW", 10, 1024, 128, Trans::T, Trans::N, 1},
     {"skinny.128x256x10.nn", 128, 10, 256, Trans::N, Trans::N, 0},
     {"W2.64-32.fwd", 32, 32, 64, Trans::N, Trans::T, 0},
     {"W2.64-32.dW", 32, 64, 32, Trans::T, Trans::N, 1},

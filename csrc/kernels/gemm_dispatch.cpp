@@ -10,8 +10,8 @@ namespace bpx::kernels {
 
 namespace {
 struct PackingBuffers {
-  void* data[3] = {nullptr, nullptr, nullptr};
-  std::size_t bytes[3] = {0, 0, 0};
+  void* data[4] = {nullptr, nullptr, nullptr, nullptr};
+  std::size_t bytes[4] = {0, 0, 0, 0};
   ~PackingBuffers() {
     for (void* p : data)
       if (p != nullptr) ::operator delete(p, std::align_val_t(64));

@@ -25,10 +25,17 @@ void interleave_scalar(const T* src, std::size_t ld, std::size_t rows, std::size
 }
 
 #if defined(__AVX__)
-// Stores lanes [0, n) of v, n <= 8 (float) or n <= 4 (double).
+// Stores lanes [0, n) of v, n <= 8 (float) or n <= 4 (double). The partial
+// widths of the 6-row panels (6 floats, 2 doubles) are one or two plain
+// stores: a spill to the stack and a scalar copy cost a third of packing A.
 inline void store_lanes(float* p, __m256 v, std::size_t n) {
   if (n == 8) {
     _mm256_storeu_ps(p, v);
+  } else if (n == 6) {
+    _mm_storeu_ps(p, _mm256_castps256_ps128(v));
+    _mm_storel_pi(reinterpret_cast<__m64*>(p + 4), _mm256_extractf128_ps(v, 1));
+  } else if (n == 4) {
+    _mm_storeu_ps(p, _mm256_castps256_ps128(v));
   } else {
     alignas(32) float t[8];
     _mm256_store_ps(t, v);
@@ -38,6 +45,8 @@ inline void store_lanes(float* p, __m256 v, std::size_t n) {
 inline void store_lanes(double* p, __m256d v, std::size_t n) {
   if (n == 4) {
     _mm256_storeu_pd(p, v);
+  } else if (n == 2) {
+    _mm_storeu_pd(p, _mm256_castpd256_pd128(v));
   } else {
     alignas(32) double t[4];
     _mm256_store_pd(t, v);

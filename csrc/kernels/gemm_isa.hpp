@@ -9,7 +9,8 @@ namespace bpx::kernels {
 
 // A 64-byte aligned scratch buffer of at least `bytes`, owned by the calling
 // thread and reused across calls (it only grows). Slot 0 holds packed A,
-// 1 packed B, 2 the panel states. Throws std::bad_alloc.
+// 1 packed B, 2 the panel states, 3 a B panel private to the thread.
+// Throws std::bad_alloc.
 void* packing_buffer(int slot, std::size_t bytes);
 
 // Threads for a product of `multiply_adds` (M N K): 1 below a size where a
