@@ -190,3 +190,16 @@ def test_a_forked_child_computes_with_the_pool():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
+
+
+def test_an_unknown_threading_in_the_environment_warns_and_the_pool_runs():
+    env = {**os.environ, "BACKPROPX_THREADING": "tbb"}
+    code = "import backpropx as bx; print(bx.config()['threading'])"
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pool"
+    assert "BACKPROPX_THREADING='tbb'" in done.stderr and "RuntimeWarning" in done.stderr
+    env["BACKPROPX_THREADING"] = "openmp"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "openmp" and "Warning" not in done.stderr

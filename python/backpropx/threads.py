@@ -5,7 +5,8 @@ else the first level of ``OMP_NUM_THREADS`` (joblib's workers, e.g. in
 ``GridSearchCV(n_jobs=...)``, and job schedulers set it so that processes do
 not oversubscribe the cores), else the number of processors. A value that
 is not an integer from 1 to `MAX_THREADS` is ignored with a RuntimeWarning
-(import never fails because of it).
+(import never fails because of it); so is a ``BACKPROPX_THREADING`` other
+than ``pool`` (the core's own threads, the default) or ``openmp``.
 
 When threadpoolctl (>= 3.5) is installed, the core registers with it as an
 OpenMP thread pool (``internal_api="backpropx"``), so
@@ -16,6 +17,7 @@ threadpoolctl is imported only if it is installed.
 from __future__ import annotations
 
 import importlib.util
+import os
 import warnings
 from typing import Any
 
@@ -48,6 +50,10 @@ def thread_source() -> str:
 def warn_about_ignored_environment() -> None:
     for problem in _core.thread_default()[2]:
         warnings.warn(f"backpropx: {problem}; ignored", RuntimeWarning, stacklevel=3)
+    threading = os.environ.get("BACKPROPX_THREADING")
+    if threading is not None and threading not in ("pool", "openmp"):
+        warnings.warn(f"backpropx: BACKPROPX_THREADING={threading!r} is not 'pool' or 'openmp'; "
+                      "ignored (the core's own thread pool runs)", RuntimeWarning, stacklevel=3)
 
 
 def _controller_class() -> Any:
