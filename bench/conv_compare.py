@@ -34,12 +34,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import gc
 import os
 import platform
 import statistics
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,9 @@ import numpy as np
 
 import backpropx as bx
 from backpropx import _core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import timed  # noqa: E402  (collect garbage, settle, time one call)
 
 FMA_PEAK_PER_CORE = 117.0  # float32 GFLOP/s, BENCH.md
 SECTION_BEGIN = "<!-- conv_compare.py: begin -->"
@@ -153,15 +155,6 @@ def set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
-
-
-def timed(fn: Callable[[], Any], settle: float) -> float:
-    gc.collect()
-    if settle:
-        time.sleep(settle)
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def run_workload(name: str, threads: int, repeats: int, quick: bool, settle: float) -> tuple[dict, str, float]:

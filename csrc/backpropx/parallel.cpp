@@ -79,9 +79,7 @@ namespace {
 constexpr std::int64_t kMinWaitNs = 200'000;  // shorter waits never count
 constexpr std::int64_t kFirstBackoffNs = 50'000'000;
 constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;
-std::atomic<std::int64_t> g_solo_until{0};
-std::atomic<std::int64_t> g_backoff{kFirstBackoffNs};
-std::atomic<int> g_waits_in_a_row{0};
+SoloBackoff g_rows;
 }  // namespace
 
 std::int64_t steady_ns() {
@@ -90,19 +88,24 @@ std::int64_t steady_ns() {
       .count();
 }
 
-bool rows_run_solo() { return g_solo_until.load(std::memory_order_relaxed) > steady_ns(); }
+bool SoloBackoff::solo() const { return solo_until_.load(std::memory_order_relaxed) > steady_ns(); }
 
-void rows_report_wait(std::int64_t wait_ns, std::int64_t total_ns) {
+void SoloBackoff::report(std::int64_t wait_ns, std::int64_t total_ns) {
+  // A helper that arrives late but finds no task left costs nothing: only
+  // the caller's wait counts.
   if (!(wait_ns > kMinWaitNs && 3 * wait_ns > total_ns)) {
-    g_waits_in_a_row.store(0, std::memory_order_relaxed);
-    g_backoff.store(kFirstBackoffNs, std::memory_order_relaxed);
+    waits_in_a_row_.store(0, std::memory_order_relaxed);
+    backoff_.store(kFirstBackoffNs, std::memory_order_relaxed);
     return;
   }
-  if (g_waits_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 < 2) return;
-  g_waits_in_a_row.store(0, std::memory_order_relaxed);
-  const std::int64_t backoff = g_backoff.load(std::memory_order_relaxed);
-  g_solo_until.store(steady_ns() + backoff, std::memory_order_relaxed);
-  g_backoff.store(backoff * 2 < kMaxBackoffNs ? backoff * 2 : kMaxBackoffNs, std::memory_order_relaxed);
+  if (waits_in_a_row_.fetch_add(1, std::memory_order_relaxed) + 1 < 2) return;
+  waits_in_a_row_.store(0, std::memory_order_relaxed);
+  const std::int64_t backoff = backoff_.load(std::memory_order_relaxed);
+  solo_until_.store(steady_ns() + backoff, std::memory_order_relaxed);
+  backoff_.store(backoff * 2 < kMaxBackoffNs ? backoff * 2 : kMaxBackoffNs, std::memory_order_relaxed);
 }
+
+bool rows_run_solo() { return g_rows.solo(); }
+void rows_report_wait(std::int64_t wait_ns, std::int64_t total_ns) { g_rows.report(wait_ns, total_ns); }
 
 }  // namespace bpx

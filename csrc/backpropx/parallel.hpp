@@ -100,6 +100,19 @@ void parallel_for(std::size_t n_tasks, Body&& body) {
 // doubling while the core stays busy, up to 1 s), as the GEMM does for its
 // products (kernels/gemm_threads.cpp). Results never depend on it: chunks
 // only partition the rows.
+// The policy, shared by element-wise rows and the GEMM (one instance each):
+// a wait over 200 us and a third of the call's time counts; after two in a
+// row, solo() is true for the back-off time.
+class SoloBackoff {
+ public:
+  bool solo() const;
+  void report(std::int64_t wait_ns, std::int64_t total_ns);
+
+ private:
+  std::atomic<std::int64_t> solo_until_{0};  // steady-clock ns
+  std::atomic<std::int64_t> backoff_{50'000'000};
+  std::atomic<int> waits_in_a_row_{0};
+};
 bool rows_run_solo();
 void rows_report_wait(std::int64_t wait_ns, std::int64_t total_ns);
 std::int64_t steady_ns();
