@@ -167,11 +167,10 @@ def test_update_ratios_need_no_copy_and_do_not_depend_on_threads():
             bx.set_num_threads(bx.config()["cpus"])
         after = _params(net)
         for k, name in ((0, "0.weight"), (1, "1.weight")):
-            w = [before[f"{k}.weight"], before[f"{k}.bias"]]
-            d = [after[f"{k}.weight"] - w[0], after[f"{k}.bias"] - w[1]]
-            want = np.sqrt(sum((x.astype(np.float64) ** 2).sum() for x in d) /
-                           sum((x.astype(np.float64) ** 2).sum() for x in w))
-            assert h[f"update_ratio/{k}"][0] == pytest.approx(want, rel=1e-6), name
+            w = [before[f"{k}.{t}"].astype(np.float64) for t in ("weight", "bias")]
+            d = [after[f"{k}.{t}"].astype(np.float64) - x for t, x in zip(("weight", "bias"), w)]
+            want = np.sqrt(sum((x ** 2).sum() for x in d) / sum((x ** 2).sum() for x in w))
+            assert h[f"update_ratio/{k}"][0] == pytest.approx(want, rel=1e-12), name  # sums in another order
         ratios.append([h[f"update_ratio/{k}"][0] for k in (0, 1)])
     assert ratios[0] == ratios[1]  # the same bits at 1 and 2 threads
 

@@ -76,9 +76,6 @@ void set_num_threads(int n) {
 int get_num_threads() { return g_threads.load(); }
 
 namespace {
-constexpr std::int64_t kMinWaitNs = 200'000;  // shorter waits never count
-constexpr std::int64_t kFirstBackoffNs = 50'000'000;
-constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;
 SoloBackoff g_rows;
 }  // namespace
 

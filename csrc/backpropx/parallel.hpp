@@ -109,8 +109,11 @@ class SoloBackoff {
   void report(std::int64_t wait_ns, std::int64_t total_ns);
 
  private:
+  static constexpr std::int64_t kMinWaitNs = 200'000;  // shorter waits never count
+  static constexpr std::int64_t kFirstBackoffNs = 50'000'000;
+  static constexpr std::int64_t kMaxBackoffNs = 1'000'000'000;
   std::atomic<std::int64_t> solo_until_{0};  // steady-clock ns
-  std::atomic<std::int64_t> backoff_{50'000'000};
+  std::atomic<std::int64_t> backoff_{kFirstBackoffNs};
   std::atomic<int> waits_in_a_row_{0};
 };
 bool rows_run_solo();
