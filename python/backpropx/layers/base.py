@@ -44,6 +44,18 @@ def check_activation(activation: Any) -> str:
     return act
 
 
+def check_weights(layer: Layer, bias: Any, init: Any) -> None:
+    """Validate a weight layer's ``bias`` flag and ``init`` scheme and set
+    ``use_bias``, ``init`` and ``param_names`` (weight, then bias) on it."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be True or False, got {bias!r}")
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of: " + ", ".join(INITS))
+    layer.use_bias = bool(bias)
+    layer.init = init
+    layer.param_names = ("weight", "bias") if layer.use_bias else ("weight",)
+
+
 class Layer:
     """Base class of all layers.
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._arrays import check_int
 from .activation import activation_to_onnx, activation_to_torch
-from .base import INITS, Layer, check_activation, register
+from .base import Layer, check_activation, check_weights, register
 from .window import axes, onnx_pads, window_repr
 
 if TYPE_CHECKING:
@@ -46,13 +46,7 @@ class _Conv(Layer):
         if self.activation == "softmax":
             raise ValueError(f"{type(self).__name__}: softmax is not offered as a convolution's activation; "
                              "add bx.Flatten() and a softmax layer after it")
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.use_bias = bool(bias)
-        if not isinstance(init, str) or init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of: " + ", ".join(INITS))
-        self.init = init
-        self.param_names = ("weight", "bias") if self.use_bias else ("weight",)
+        check_weights(self, bias, init)
 
     def _config(self) -> dict[str, Any]:
         return {"kind": self.kind, "in_channels": self.in_channels, "out_channels": self.out_channels,

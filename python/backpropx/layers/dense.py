@@ -8,7 +8,7 @@ import numpy as np
 
 from .._arrays import MAX_SIZE, check_int
 from .activation import activation_to_onnx, activation_to_torch
-from .base import INITS, Layer, check_activation, register
+from .base import Layer, check_activation, check_weights, register
 
 if TYPE_CHECKING:
     from ..exchange import OnnxGraph, TorchContext
@@ -63,13 +63,7 @@ class Dense(Layer):
             raise ValueError(f"Dense({self.in_features}, {self.out_features}) would need "
                              f"{self.in_features * self.out_features:,} weights, more than any machine holds")
         self.activation = check_activation(activation)
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.use_bias = bool(bias)
-        if not isinstance(init, str) or init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of: " + ", ".join(INITS))
-        self.init = init
-        self.param_names = ("weight", "bias") if self.use_bias else ("weight",)
+        check_weights(self, bias, init)
 
     def _config(self) -> dict[str, Any]:
         return {"kind": "dense", "in_features": self.in_features, "out_features": self.out_features,
